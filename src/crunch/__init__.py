@@ -1,0 +1,64 @@
+"""crunch: run a slow Python function over many inputs, in parallel, without losing an item.
+
+    import crunch
+    batch = crunch.run(fn, items, workers=8)          # -> BatchResult
+    for r in crunch.imap(fn, items, workers=8): ...   # streaming, bounded memory
+    async for r in crunch.amap(fn, items): ...        # the same, for async code
+
+Importing crunch stays light: the engine, pydantic, click, tqdm and dask load when used.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from crunch.api import amap, imap, run
+from crunch.exceptions import (
+    ConfigError,
+    CrunchError,
+    ItemFailedError,
+    MissingExtraError,
+    RunInterrupted,
+    SourceError,
+    TaskNotImportableError,
+    UsageError,
+)
+from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
+
+if TYPE_CHECKING:
+    from crunch.config import RunConfig
+
+try:
+    __version__ = version("crunch")
+except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BatchResult",
+    "ConfigError",
+    "CrunchError",
+    "Failure",
+    "InvalidItem",
+    "ItemFailedError",
+    "ItemResult",
+    "MissingExtraError",
+    "RunConfig",
+    "RunInterrupted",
+    "SourceError",
+    "TaskNotImportableError",
+    "UsageError",
+    "__version__",
+    "amap",
+    "imap",
+    "run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # RunConfig pulls in pydantic; load it only when asked for.
+    if name == "RunConfig":
+        from crunch.config import RunConfig
+
+        return RunConfig
+    raise AttributeError(f"module 'crunch' has no attribute {name!r}")

@@ -1,0 +1,303 @@
+"""What runs inside a worker: one chunk of items, turned into per-item outcomes.
+
+This module knows nothing of pools, schedulers or output. Every backend calls ``run_chunk``
+(or ``arun_chunk`` for ``async def`` tasks) with a *lane*, the small object through which the
+worker reports which item it is on and learns that it should stop starting new items:
+
+    lane.begin(i) -> bool    about to run item i; False: halt requested, start nothing more
+    lane.end()               the chunk is finished (or halted)
+
+An outcome is a plain tuple ``(values, seconds, failures)`` covering items ``[0, len(values))``;
+``failures`` maps an index to a failure tuple ``(kind, type, message, traceback, names)`` where
+``names`` are the exception's class names along its MRO (what ``--retry-on`` matches). Failures
+are built here, in the worker, from strings only, so nothing the task raised has to pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from crunch.results import InvalidItem
+
+FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
+Outcome = tuple[list[Any], list[float], dict[int, FailureTuple] | None]
+
+
+class Lane(Protocol):
+    def begin(self, index: int) -> bool: ...
+    def end(self) -> None: ...
+
+
+class ItemTimeout(BaseException):
+    """Raised inside a task by the soft per-item timer (process mode); never escapes the worker.
+
+    A ``BaseException`` so that a task's ``except Exception`` cannot swallow it.
+    """
+
+
+def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
+    """A failure tuple for ``exc``: its type name, message and traceback text, all strings."""
+    try:
+        message = str(exc)
+    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not break the worker
+        message = f"<str() of the exception failed: {type(inner).__name__}>"
+    try:
+        tb = exc.__traceback__
+        # Drop this module's own frame so the traceback starts in the task.
+        if tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:  # noqa: BLE001
+        text = ""
+    names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
+    return (kind, type(exc).__name__, message, text, names)
+
+
+def timeout_failure(seconds: float) -> FailureTuple:
+    return ("timeout", "TimeoutError", f"item exceeded the {seconds:g} s timeout", "", ())
+
+
+def invalid_failure(item: InvalidItem) -> FailureTuple:
+    return ("error", item.type, item.message, "", (item.type,))
+
+
+def run_chunk(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    lane: Lane,
+    out: Outcome | None = None,
+) -> Outcome:
+    """Run ``fn`` on each item in order. ``out`` lets a thread lane share its progress live."""
+    values, seconds, failures = out if out is not None else ([], [], None)
+    # With ``out`` (a thread lane) ``failures`` is a dict the parent can already see.
+    perf = time.perf_counter
+    append_value, append_second = values.append, seconds.append
+    try:
+        for index, item in enumerate(items):
+            if not lane.begin(index):
+                break
+            start = perf()
+            if type(item) is InvalidItem:
+                value, failure = None, invalid_failure(item)
+            else:
+                try:
+                    value = fn(item)
+                except ItemTimeout:
+                    value, failure = None, timeout_failure(_SOFT_TIMEOUT or 0.0)
+                except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+                    value, failure = None, describe(exc)
+                else:
+                    append_value(value)
+                    append_second(perf() - start)
+                    continue
+            if failures is None:
+                failures = {}
+            failures[index] = failure
+            append_value(value)
+            append_second(perf() - start)
+    finally:
+        lane.end()
+    return values, seconds, failures
+
+
+async def arun_chunk(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    lane: Lane,
+    timeout: float | None,
+) -> Outcome:
+    """The ``async def`` twin of ``run_chunk``: each item awaited, cancelled at ``timeout``."""
+    import asyncio
+
+    values: list[Any] = []
+    seconds: list[float] = []
+    failures: dict[int, FailureTuple] | None = None
+    perf = time.perf_counter
+    try:
+        for index, item in enumerate(items):
+            if not lane.begin(index):
+                break
+            start = perf()
+            failure = None
+            value = None
+            try:
+                if type(item) is InvalidItem:
+                    failure = invalid_failure(item)
+                else:
+                    value = await asyncio.wait_for(fn(item), timeout)
+            except TimeoutError:
+                failure = (
+                    timeout_failure(timeout)
+                    if timeout is not None and perf() - start >= timeout * 0.999
+                    else describe(_current_exception())
+                )
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                failure = describe(exc)
+            values.append(value)
+            seconds.append(perf() - start)
+            if failure is not None:
+                failures = failures or {}
+                failures[index] = failure
+    finally:
+        lane.end()
+    return values, seconds, failures
+
+
+def _current_exception() -> BaseException:
+    import sys
+
+    exc = sys.exc_info()[1]
+    assert exc is not None
+    return exc
+
+
+def is_async_task(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, also behind ``functools.partial``."""
+    inner: Any = fn
+    while hasattr(inner, "func"):
+        inner = inner.func
+    return inspect.iscoroutinefunction(inner)
+
+
+# --------------------------------------------------------------------------- process workers
+# The state of one worker process, set once by ``init_process_worker``.
+
+_SLOTS: Any = None  # the shared slot table (see backends/process.py)
+_SLOT: int = -1  # this worker's slot index in it
+_FN: Callable[[Any], Any] | None = None
+_INIT_ERROR: str | None = None
+_SOFT_TIMEOUT: float | None = None
+
+# Layout of the shared slot table: a flat array of doubles.
+HALT = 0  # table[0] != 0: stop starting new items
+SLOT_BASE = 1
+SLOT_WIDTH = 4  # pid, chunk id (-1 idle), item index, start time (time.monotonic)
+
+
+def slot_offset(slot: int) -> int:
+    return SLOT_BASE + slot * SLOT_WIDTH
+
+
+class _ProcessLane:
+    """Writes the current item into this worker's slot, where the parent watches it."""
+
+    __slots__ = ("arm", "base", "table")
+
+    def __init__(self, table: Any, slot: int, chunk_id: int, timeout: float | None) -> None:
+        self.table = table
+        self.base = slot_offset(slot)
+        self.arm = timeout
+        table[self.base + 1] = chunk_id
+
+    def begin(self, index: int) -> bool:
+        table = self.table
+        if table[HALT]:
+            return False
+        table[self.base + 3] = time.monotonic()
+        table[self.base + 2] = index
+        if self.arm is not None:
+            signal.setitimer(signal.ITIMER_REAL, self.arm)
+        return True
+
+    def end(self) -> None:
+        if self.arm is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        self.table[self.base + 1] = -1
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    # The timer can fire just after the task returned, while crunch's own loop runs: the item
+    # finished in time then, so the alarm is ignored rather than raised into crunch's code.
+    if frame is not None and frame.f_code in _OWN_CODE:
+        return
+    raise ItemTimeout
+
+
+_OWN_CODE = frozenset({run_chunk.__code__, _ProcessLane.begin.__code__, _ProcessLane.end.__code__})
+
+
+def init_process_worker(
+    table: Any,
+    counter: Any,
+    fn_bytes: bytes,
+    init: Callable[[], Any] | None,
+    soft_timeout: float | None,
+) -> None:
+    """``ProcessPoolExecutor`` initializer: claim a slot, load the task, run the user's init."""
+    global _SLOTS, _SLOT, _FN, _INIT_ERROR, _SOFT_TIMEOUT
+    import os
+
+    # Ctrl-C reaches the whole foreground process group; the parent decides what happens.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    with counter.get_lock():
+        _SLOT = int(counter.value)
+        counter.value += 1
+    _SLOTS = table
+    base = slot_offset(_SLOT)
+    table[base + 1] = -1
+    table[base] = os.getpid()
+    _SOFT_TIMEOUT = soft_timeout
+    if soft_timeout is not None:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        _FN = pickle.loads(fn_bytes)
+        if init is not None:
+            init()
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
+        _INIT_ERROR = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this worker when its parent dies (no orphans)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def process_chunk(chunk_id: int, items: Sequence[Any]) -> bytes | str:
+    """The function the pool runs: one chunk in, its pickled outcome out.
+
+    Returns ``str`` (the error text) instead when the worker could not load the task or its
+    initializer failed: the parent then stops the run with that message.
+    """
+    if _INIT_ERROR is not None:
+        return _INIT_ERROR
+    assert _FN is not None
+    outcome = run_chunk(_FN, items, _ProcessLane(_SLOTS, _SLOT, chunk_id, _SOFT_TIMEOUT))
+    try:
+        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
+        return pickle.dumps(_drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
+
+
+def _drop_unpicklable(outcome: Outcome) -> Outcome:
+    values, seconds, failures = outcome
+    failures = dict(failures or {})
+    for index, value in enumerate(values):
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # noqa: BLE001
+            values[index] = None
+            kind, type_, message, text, names = describe(exc)
+            failures[index] = (
+                kind,
+                type_,
+                f"the task's return value could not be pickled: {message}",
+                text,
+                names,
+            )
+    return values, seconds, failures

@@ -1,0 +1,343 @@
+"""The library's face: ``run``, ``imap`` and ``amap`` over the one scheduler.
+
+The scheduler is asyncio code; it runs on a private event loop in a background thread (the
+*engine thread*), so the same engine serves plain code, notebooks that already run a loop, and
+async code. Result batches cross to the caller through a queue bounded by credits: when the
+caller stops reading, the engine stops dispatching (bounded memory), and when the caller goes
+away (``break``, an exception, Ctrl-C) the engine is cancelled and every worker is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import pickle
+import queue
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from crunch._feed import KeyFn
+from crunch.results import BatchResult, ItemResult
+
+CREDITS = 8  # result batches that may wait for the caller before the engine pauses
+
+
+def run(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    key: KeyFn | None = None,
+    init: Callable[[], Any] | None = None,
+    **options: Any,
+) -> BatchResult:
+    """Run ``fn`` over ``items`` and collect every result into a ``BatchResult``.
+
+    ``options`` are the fields of ``crunch.RunConfig`` (``workers``, ``mode``, ``chunk_size``,
+    ``timeout``, ``retries``, ``retry_on``, ``max_failures``, ``ordered``, ``progress``...).
+    Failures never raise; call ``raise_for_failures()`` on the result for that.
+    """
+    stream = _Stream(fn, items, key=key, init=init, options=options)
+    batch = BatchResult()
+    succeeded, failed = batch.succeeded, batch.failed
+    for result in stream:
+        if result.ok:
+            succeeded[result.key] = result.value
+        else:
+            assert result.error is not None
+            failed[result.key] = result.error
+    batch.not_run = stream.stats.not_run
+    batch.seconds = stream.stats.ended - stream.stats.started
+    return batch
+
+
+def imap(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    key: KeyFn | None = None,
+    init: Callable[[], Any] | None = None,
+    **options: Any,
+) -> Iterator[ItemResult]:
+    """Stream one ``ItemResult`` per item as they finish (``ordered=True``: in input order).
+
+    Memory stays bounded however many items there are: input is read only as fast as results
+    are consumed. Options are validated, and ``fn`` checked, before this returns.
+    """
+    return _Stream(fn, items, key=key, init=init, options=options)
+
+
+def amap(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    key: KeyFn | None = None,
+    init: Callable[[], Any] | None = None,
+    **options: Any,
+) -> AsyncIterator[ItemResult]:
+    """``imap`` for async code: ``async for result in crunch.amap(fn, items): ...``.
+
+    ``async def`` tasks (mode ``async``) run on crunch's own event loop in a background thread,
+    not on the caller's loop: they must not use objects bound to the caller's loop.
+    """
+    return _AsyncStream(fn, items, key=key, init=init, options=options)
+
+
+# ---------------------------------------------------------------------------- validation
+def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Any:
+    """Validate options and the task for the mode; raise before any item runs."""
+    from crunch.config import RunConfig
+
+    config = RunConfig.build(**options)
+    check_task(fn, config.mode)
+    return config
+
+
+def check_task(fn: Callable[[Any], Any], mode: str) -> None:
+    """Refuse at once a task the chosen mode cannot run (CONTRACT §3)."""
+    from crunch._worker import is_async_task
+    from crunch.exceptions import TaskNotImportableError, UsageError
+
+    if not callable(fn):
+        raise UsageError(f"the task must be callable, got {type(fn).__name__}")
+    if is_async_task(fn) and mode != "async":
+        raise UsageError(f"{_name(fn)} is an async def function: run it with mode='async'")
+    if mode not in ("process", "dask"):
+        return
+    name = _name(fn)
+    why = None
+    if "<lambda>" in name:
+        why = "it is a lambda"
+    elif "<locals>" in name:
+        why = "it is defined inside another function"
+    else:
+        try:
+            pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - any reason pickling fails is the reason
+            why = f"it cannot be pickled ({exc})"
+    module = getattr(fn, "__module__", None)
+    if (
+        why is None
+        and module == "__main__"
+        and not getattr(sys.modules["__main__"], "__file__", None)
+    ):
+        why = "it is defined in an interactive session (__main__ has no file to import)"
+    if why is not None:
+        raise TaskNotImportableError(
+            f"{name} cannot run in {mode} mode: {why}. Workers are separate processes that "
+            "import the task by its module and name, so define it with `def` at the top "
+            "level of a module (or use mode='thread' for a function that cannot be imported)."
+        )
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    inner = getattr(fn, "func", fn)
+    return getattr(inner, "__qualname__", None) or repr(inner)
+
+
+# ---------------------------------------------------------------------------- engine thread
+_END: Any = object()
+
+
+class _Engine:
+    """Runs a scheduler on a private loop in a daemon thread; delivers batches via callback."""
+
+    def __init__(self, scheduler: Any, deliver: Callable[[Any], object]) -> None:
+        self.scheduler = scheduler
+        self.deliver = deliver
+        self.loop = asyncio.new_event_loop()
+        self.credits: asyncio.Semaphore | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="crunch-engine", daemon=True)
+        self.thread.start()
+        self.started.wait()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            self.credits = asyncio.Semaphore(CREDITS)
+            self.task = loop.create_task(self._pump())
+            self.started.set()
+            loop.run_until_complete(self.task)
+        except BaseException:  # noqa: BLE001 - the pump delivered the error already
+            pass
+        finally:
+            self.started.set()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                # Not asyncio.run(): it would wait for the default executor, where an
+                # abandoned (hung) thread of async mode may never return.
+                loop.close()
+
+    async def _pump(self) -> None:
+        assert self.credits is not None
+        try:
+            async for batch in self.scheduler.results():
+                await self.credits.acquire()
+                self.deliver(batch)
+        except BaseException as exc:
+            self.deliver(_Failed(exc))
+            raise
+        self.deliver(_END)
+
+    def credit(self) -> None:
+        if self.credits is not None:
+            with _suppress_closed():
+                self.loop.call_soon_threadsafe(self.credits.release)
+
+    def cancel(self) -> None:
+        """The caller went away: stop now, kill the workers, wait for the engine to finish."""
+        if self.task is not None:
+            with _suppress_closed():
+                self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(30)
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class _suppress_closed:  # noqa: N801 - used as a tiny context manager
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return isinstance(exc[1], RuntimeError)  # the loop already closed: nothing to do
+
+
+class _Stream(Iterator[ItemResult]):
+    """The iterator ``imap`` returns; ``run`` drains it."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        key: KeyFn | None,
+        init: Callable[[], Any] | None,
+        options: dict[str, Any],
+        keyed: bool = False,
+    ) -> None:
+        from crunch.scheduler import Scheduler
+
+        config = prepare(fn, options)
+        self.scheduler = Scheduler(fn, items, config, keyed=keyed, key=key, init=init)
+        self.stats = self.scheduler.stats
+        self.progress = _progress(config, items, self.stats)
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.engine: _Engine | None = None
+        self.batch: Iterator[ItemResult] = iter(())
+        self.finished = False
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> ItemResult:
+        for result in self.batch:
+            return result
+        while True:
+            if self.finished:
+                raise StopIteration
+            if self.engine is None:
+                self.engine = _Engine(self.scheduler, self.queue.put)
+            try:
+                got = self.queue.get()
+            except BaseException:
+                self.close()
+                raise
+            if got is _END or isinstance(got, _Failed):
+                self._end()
+                if isinstance(got, _Failed):
+                    raise got.exc
+                raise StopIteration
+            self.engine.credit()
+            if self.progress is not None:
+                self.progress.update(got)
+            self.batch = iter(got)
+            for result in self.batch:
+                return result
+
+    def _end(self) -> None:
+        self.finished = True
+        if self.engine is not None:
+            self.engine.thread.join()
+        if self.progress is not None:
+            self.progress.close()
+
+    def close(self) -> None:
+        """Stop early: cancel the engine and kill its workers."""
+        if not self.finished:
+            self.finished = True
+            if self.engine is not None:
+                self.engine.cancel()
+            if self.progress is not None:
+                self.progress.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _AsyncStream(AsyncIterator[ItemResult]):
+    """The async iterator ``amap`` returns."""
+
+    def __init__(self, fn: Any, items: Any, *, key: Any, init: Any, options: Any) -> None:
+        from crunch.scheduler import Scheduler
+
+        config = prepare(fn, options)
+        self.scheduler = Scheduler(fn, items, config, key=key, init=init)
+        self.stats = self.scheduler.stats
+        self.engine: _Engine | None = None
+        self.queue: asyncio.Queue[Any] | None = None
+        self.batch: Iterator[ItemResult] = iter(())
+        self.finished = False
+
+    def __aiter__(self) -> _AsyncStream:
+        return self
+
+    async def __anext__(self) -> ItemResult:
+        for result in self.batch:
+            return result
+        while True:
+            if self.finished:
+                raise StopAsyncIteration
+            if self.engine is None:
+                loop = asyncio.get_running_loop()
+                self.queue = asyncio.Queue()
+                deliver = functools.partial(loop.call_soon_threadsafe, self.queue.put_nowait)
+                self.engine = await asyncio.to_thread(_Engine, self.scheduler, deliver)
+            assert self.queue is not None
+            try:
+                got = await self.queue.get()
+            except BaseException:
+                await self.aclose()
+                raise
+            if got is _END or isinstance(got, _Failed):
+                self.finished = True
+                await asyncio.to_thread(self.engine.thread.join)
+                if isinstance(got, _Failed):
+                    raise got.exc
+                raise StopAsyncIteration
+            self.engine.credit()
+            self.batch = iter(got)
+            for result in self.batch:
+                return result
+
+    async def aclose(self) -> None:
+        if not self.finished:
+            self.finished = True
+            if self.engine is not None:
+                await asyncio.to_thread(self.engine.cancel)
+
+
+def _progress(config: Any, items: Iterable[Any], stats: Any) -> Any:
+    if not config.progress:
+        return None
+    from crunch.sinks import Progress
+
+    total = len(items) if isinstance(items, (list, tuple, range)) else None
+    return Progress(stats, total=total)

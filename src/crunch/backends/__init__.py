@@ -1,0 +1,104 @@
+"""Backends: how a chunk of items gets run, in each mode.
+
+A backend knows how to run a chunk and report per-item outcomes, nothing more: the scheduler
+above it decides what to run, retries, reorders and counts; no backend writes output.
+
+    submit(chunk_id, items) -> asyncio.Future resolving to
+        Outcome   (values, seconds, failures) for items [0, len(values)); a shorter outcome
+                  means the rest were never started (halt requested)
+        Lost      the chunk did not come back whole (worker died, item abandoned at timeout):
+                  what was salvaged, which items are to blame, which must run again
+    check_timeouts(now)   watchdog tick: abandon or kill items past the timeout
+    halt()                workers stop starting new items (max-failures, signals)
+    close(kill=...)       shut down; kill=True: now, leaving no worker running
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crunch._worker import FailureTuple, Outcome
+from crunch.exceptions import UsageError
+
+
+class WorkerStartError(UsageError):
+    """Workers could not load the task or its initializer failed: the run cannot go on."""
+
+
+@dataclass(slots=True)
+class Lost:
+    """A chunk that did not come back whole.
+
+    ``partial`` covers items ``[0, len(partial[0]))`` when something was salvaged; ``blamed``
+    maps an item index to its failure and seconds (the item that crashed its worker or hung);
+    ``rerun`` lists the indices to run again, through no fault of their own; ``suspect`` says
+    the loss could not be pinned on one item (an unexplained worker death), so the scheduler
+    isolates these items and fails one that keeps breaking workers on its own.
+    """
+
+    rerun: Sequence[int]
+    blamed: dict[int, tuple[FailureTuple, float]] = field(default_factory=dict)
+    partial: Outcome | None = None
+    suspect: bool = False
+
+
+class Backend:
+    """Base of the mode backends; see the module docstring for the protocol."""
+
+    lanes: int = 1
+    # How many chunks the scheduler keeps in flight per lane: one running and one queued
+    # hides the round trip; more only adds items at risk when a worker dies.
+    window_per_lane: int = 2
+
+    async def start(self) -> None:
+        return None
+
+    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+        raise NotImplementedError
+
+    def check_timeouts(self, now: float) -> None:
+        return None
+
+    def halt(self) -> None:
+        raise NotImplementedError
+
+    async def close(self, *, kill: bool) -> None:
+        return None
+
+
+def make_backend(
+    mode: str,
+    fn: Callable[[Any], Any],
+    *,
+    workers: int,
+    timeout: float | None,
+    init: Callable[[], Any] | None,
+    scheduler: str | None = None,
+) -> Backend:
+    """The backend for ``mode``; heavy modules are imported only for the mode that needs them."""
+    if mode == "process":
+        from crunch.backends.process import ProcessBackend
+
+        return ProcessBackend(fn, workers=workers, timeout=timeout, init=init)
+    if mode == "thread":
+        from crunch.backends.thread import ThreadBackend
+
+        return ThreadBackend(fn, workers=workers, timeout=timeout, init=init)
+    if mode == "sync":
+        from crunch.backends.thread import ThreadBackend
+
+        # One lane: one item after another. It is a thread (not the event loop itself) so a
+        # hung item can be abandoned at --timeout, as in thread mode.
+        return ThreadBackend(fn, workers=1, timeout=timeout, init=init)
+    if mode == "async":
+        from crunch.backends.aio import AsyncBackend
+
+        return AsyncBackend(fn, workers=workers, timeout=timeout, init=init)
+    if mode == "dask":
+        from crunch.backends.dask import DaskBackend
+
+        return DaskBackend(fn, workers=workers, timeout=timeout, init=init, address=scheduler)
+    raise ValueError(f"unknown mode {mode!r}")

@@ -1,0 +1,135 @@
+"""Async mode: an asyncio event loop, N items' worth of concurrency under a semaphore.
+
+- ``async def`` tasks are awaited directly on the engine's loop, one chunk per semaphore slot;
+  ``asyncio.wait_for`` cancels an item at ``timeout`` (a real cancellation).
+- plain functions run through ``asyncio.to_thread`` under ``asyncio.Semaphore(N)``. The loop's
+  default executor is sized to N threads (the engine owns this loop; asyncio's default of
+  ``cpu + 4`` threads would cap I/O-bound work). A thread cannot be cancelled: at ``timeout``
+  the item is reported and its thread abandoned, as in thread mode, and a fresh executor takes
+  over so the stuck thread does not shrink the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from crunch._worker import Outcome, arun_chunk, describe, is_async_task, run_chunk
+from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends.thread import Job, LaneJobs
+
+
+class AsyncBackend(Backend):
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        workers: int,
+        timeout: float | None,
+        init: Callable[[], Any] | None,
+    ) -> None:
+        self.fn = fn
+        self.lanes = workers
+        self.timeout = timeout
+        self.init = init
+        self.is_async = is_async_task(fn)
+        self.jobs = LaneJobs(None if self.is_async else timeout)
+        self.semaphore: asyncio.Semaphore | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.holding: set[Job] = set()
+        self.local = threading.local()
+        self.init_error: str | None = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.semaphore = asyncio.Semaphore(self.lanes)
+        if not self.is_async:
+            self.loop.set_default_executor(self._executor())
+        elif self.init is not None:
+            self._run_init()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.lanes, thread_name_prefix="crunch-async")
+
+    def _run_init(self) -> None:
+        try:
+            assert self.init is not None
+            self.init()
+        except BaseException as exc:  # noqa: BLE001 - reported as the run's error
+            self.init_error = describe(exc)[3] or repr(exc)
+
+    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+        assert self.loop is not None
+        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
+        job = Job(chunk_id, items, future)
+        job.halted = self.jobs.is_halted
+        task = self.loop.create_task(self._run(job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return future
+
+    async def _run(self, job: Job) -> None:
+        assert self.semaphore is not None
+        await self.semaphore.acquire()
+        self.holding.add(job)
+        try:
+            if self.init_error is not None:
+                job.future.set_exception(WorkerStartError(self.init_error))
+                return
+            try:
+                if self.is_async:
+                    outcome = await arun_chunk(self.fn, job.items, job, self.timeout)
+                else:
+                    self.jobs.running.add(job)
+                    outcome = await asyncio.to_thread(self._in_thread, job)
+                    self.jobs.running.discard(job)
+            except asyncio.CancelledError:
+                job.future.cancel()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to the scheduler
+                if not job.future.done():
+                    job.future.set_exception(exc)
+                return
+            if not job.future.done():
+                job.future.set_result(outcome)
+        finally:
+            self._release(job)
+
+    def _release(self, job: Job) -> None:
+        if job in self.holding:
+            self.holding.discard(job)
+            assert self.semaphore is not None
+            self.semaphore.release()
+
+    def _in_thread(self, job: Job) -> Outcome:
+        if self.init is not None and not getattr(self.local, "ready", False):
+            self.local.ready = True
+            self._run_init()
+        if self.init_error is not None:
+            raise WorkerStartError(self.init_error)
+        return run_chunk(self.fn, job.items, job, job.out)
+
+    def check_timeouts(self, now: float) -> None:
+        overdue = self.jobs.overdue(now)
+        for job in overdue:
+            self.jobs.abandon(job)
+            self._release(job)  # its thread is stuck, not its semaphore slot
+        if overdue and self.loop is not None:
+            # The stuck threads keep their old executor; new items get a full one.
+            self.loop.set_default_executor(self._executor())
+
+    def halt(self) -> None:
+        self.jobs.halted = True
+
+    async def close(self, *, kill: bool) -> None:
+        self.halt()
+        if kill:
+            self.jobs.salvage_all()
+            for task in list(self.tasks):
+                task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,318 @@
+"""Process mode: a ``ProcessPoolExecutor``, supervised so that a dead worker costs one item.
+
+    scheduler --submit(chunk)--> ProcessBackend --pool.submit(process_chunk, id, items)--> worker
+        ^                              |                                                     |
+        |                              |<----------- pickled outcome (bytes) ----------------|
+        +---- Outcome / Lost ----------+                                                     |
+                                       |          slot table (shared memory, a row a worker) |
+                                       +--reads-> pid | chunk id | item index | started  <--+
+                                                          written by the worker per item
+
+Actors
+- the worker (``crunch._worker.process_chunk``): runs a chunk and, before each item, writes
+  which item it is on into its row of the slot table. It returns its outcome pickled, having
+  checked that it pickles (a value that does not is failed in the worker, alone).
+- the pool: a stock ``ProcessPoolExecutor`` on the *forkserver* start method. The parent has
+  threads (the engine loop, the pool's own manager and feeder threads, the input reader);
+  forking a process with threads can copy a held lock into the child and deadlock it, so
+  workers are forked from a single-threaded server instead. It is also much cheaper than
+  ``spawn`` per worker, since the server has ``crunch._worker`` preloaded.
+- the watchdog (``check_timeouts``): an item past ``timeout`` is first interrupted inside the
+  worker by a soft timer (SIGALRM, raising into the task); one stuck in C code past the hard
+  limit gets its worker SIGKILLed, and is blamed as a timeout.
+- break recovery (``_recover``): when any worker dies, a ``ProcessPoolExecutor`` fails every
+  pending future (``BrokenProcessPool``) and terminates the other workers. We let it, reap the
+  workers, then read the slot table: the item a worker was on when it died *of its own* (an exit
+  status other than the pool's SIGTERM) is blamed, with its exit code or signal; the items of
+  every other chunk in flight are innocent and run again on a fresh pool. A death no row
+  explains (a worker that died between items) makes the in-flight items *suspects*: the
+  scheduler isolates them, so an item that keeps killing workers is found and failed alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from crunch._worker import (
+    HALT,
+    SLOT_BASE,
+    SLOT_WIDTH,
+    FailureTuple,
+    Outcome,
+    describe,
+    init_process_worker,
+    process_chunk,
+    slot_offset,
+    timeout_failure,
+)
+from crunch.backends import Backend, Lost, WorkerStartError
+
+# How long the pool gets to terminate its workers after a break before we SIGKILL the rest
+# (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
+REAP_GRACE = 2.0
+
+
+def hard_limit(timeout: float) -> float:
+    """Seconds after which a stuck worker is killed: the soft timer had its chance by then."""
+    return timeout + max(0.5, min(5.0, timeout))
+
+
+def crash_failure(exitcode: int | None) -> FailureTuple:
+    if exitcode is None:
+        message = "worker process died (exit status unknown)"
+    elif exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        message = f"worker killed by {name}"
+        if -exitcode == signal.SIGSEGV:
+            message += " (segmentation fault)"
+        elif -exitcode == signal.SIGKILL:
+            message += " (kill -9, or the out-of-memory killer)"
+    else:
+        message = f"worker exited with code {exitcode}"
+    return ("crash", "WorkerDied", message, "", ())
+
+
+class ProcessBackend(Backend):
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        workers: int,
+        timeout: float | None,
+        init: Callable[[], Any] | None,
+    ) -> None:
+        self.lanes = workers
+        self.fn_bytes = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        self.init = init
+        self.timeout = timeout
+        self.hard_timeout = None if timeout is None else hard_limit(timeout)
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["crunch._worker"])
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self.table: Any = None
+        self.generation = 0
+        self.inflight: dict[int, tuple[list[Any], asyncio.Future[Outcome | Lost]]] = {}
+        self.procs: dict[int, Any] = {}  # pid -> multiprocessing.Process, of this generation
+        self.timeout_kills: dict[int, float] = {}  # pid -> seconds its item had run
+        self.recovering: asyncio.Task[None] | None = None
+        self.halted = False
+        self.closing = False
+        self.breaks = 0
+
+    # ------------------------------------------------------------------ pool life cycle
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._open_pool()
+
+    def _open_pool(self) -> None:
+        table = self.ctx.RawArray("d", SLOT_BASE + SLOT_WIDTH * self.lanes)
+        for slot in range(self.lanes):
+            table[slot_offset(slot) + 1] = -1
+        table[HALT] = 1.0 if self.halted else 0.0
+        counter = self.ctx.Value("i", 0)
+        self.table = table
+        self.pool = ProcessPoolExecutor(
+            self.lanes,
+            mp_context=self.ctx,
+            initializer=init_process_worker,
+            initargs=(table, counter, self.fn_bytes, self.init, self.timeout),
+        )
+        self.generation += 1
+        self.procs = {}
+
+    def _rows(self) -> list[tuple[int, int, int, float]]:
+        table = self.table
+        rows = []
+        for slot in range(self.lanes):
+            base = slot_offset(slot)
+            pid, chunk, index, started = table[base : base + SLOT_WIDTH]
+            if pid:
+                rows.append((int(pid), int(chunk), int(index), started))
+        return rows
+
+    # ------------------------------------------------------------------ dispatch
+    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+        assert self.loop is not None
+        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
+        self.inflight[chunk_id] = (items, future)
+        if self.recovering is None:
+            self._send(chunk_id)
+        return future
+
+    def _send(self, chunk_id: int) -> None:
+        assert self.pool is not None
+        items = self.inflight[chunk_id][0]
+        generation = self.generation
+        try:
+            sent = self.pool.submit(process_chunk, chunk_id, items)
+        except BrokenProcessPool:
+            self._broken(generation)
+            return
+        # ProcessPoolExecutor keeps its workers in a private dict; we copy the handles to read
+        # exit codes after a break (there is no public way to learn how a worker died).
+        self.procs.update(getattr(self.pool, "_processes", None) or {})
+        sent.add_done_callback(functools.partial(self._done_threadsafe, generation, chunk_id))
+
+    def _done_threadsafe(self, generation: int, chunk_id: int, sent: Future[Any]) -> None:
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+            self.loop.call_soon_threadsafe(self._done, generation, chunk_id, sent)
+
+    def _done(self, generation: int, chunk_id: int, sent: Future[Any]) -> None:
+        if generation != self.generation or chunk_id not in self.inflight:
+            return  # handled already, as part of a break
+        items, future = self.inflight[chunk_id]
+        try:
+            result = sent.result()
+        except BrokenProcessPool:
+            self._broken(generation)
+            return
+        except CancelledError:
+            return
+        except BaseException as exc:  # noqa: BLE001 - the chunk could not be sent
+            del self.inflight[chunk_id]
+            future.set_result(_unsendable(items, exc))
+            return
+        del self.inflight[chunk_id]
+        if isinstance(result, str):
+            future.set_exception(WorkerStartError(f"workers could not start the task:\n{result}"))
+        else:
+            future.set_result(pickle.loads(result))
+
+    # ------------------------------------------------------------------ supervision
+    def check_timeouts(self, now: float) -> None:
+        if self.hard_timeout is None or self.recovering is not None or self.closing:
+            return
+        for pid, chunk, _index, started in self._rows():
+            if chunk >= 0 and now - started > self.hard_timeout and pid not in self.timeout_kills:
+                self.timeout_kills[pid] = now - started
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _broken(self, generation: int) -> None:
+        if generation != self.generation or self.recovering is not None or self.closing:
+            return
+        assert self.loop is not None
+        self.breaks += 1
+        self.recovering = self.loop.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        assert self.pool is not None
+        pool, procs = self.pool, dict(self.procs)
+        broken = dict(self.inflight)
+        kills = dict(self.timeout_kills)
+        killed_by_us = await asyncio.to_thread(_reap, pool, procs)
+        rows = self._rows()  # re-read: rows are final once every worker is gone
+        blame: dict[int, tuple[int, FailureTuple, float]] = {}
+        now = time.monotonic()
+        for pid, chunk, index, started in rows:
+            if chunk < 0 or chunk not in broken:
+                continue
+            if pid in kills:
+                assert self.timeout is not None
+                blame[chunk] = (index, timeout_failure(self.timeout), kills[pid])
+                continue
+            proc = procs.get(pid)
+            code = proc.exitcode if proc is not None else None
+            if pid in killed_by_us or code is None or code == -signal.SIGTERM:
+                continue  # a bystander the pool (or we) terminated
+            blame[chunk] = (index, crash_failure(code), now - started)
+        self.timeout_kills.clear()
+        if self.closing:
+            blame.clear()
+        else:
+            self._open_pool()
+        for chunk_id, (items, future) in broken.items():
+            self.inflight.pop(chunk_id, None)
+            if future.done():
+                continue
+            if chunk_id in blame:
+                index, failure, seconds = blame[chunk_id]
+                rerun = [i for i in range(len(items)) if i != index]
+                future.set_result(Lost(rerun=rerun, blamed={index: (failure, seconds)}))
+            else:
+                future.set_result(Lost(rerun=range(len(items)), suspect=not blame))
+        self.recovering = None
+        if not self.closing:
+            for chunk_id in list(self.inflight):  # submitted while we were recovering
+                self._send(chunk_id)
+
+    def halt(self) -> None:
+        self.halted = True
+        if self.table is not None:
+            self.table[HALT] = 1.0
+
+    async def close(self, *, kill: bool) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self.recovering is not None:
+            await self.recovering
+        if self.pool is None:
+            return
+        pool, procs = self.pool, dict(self.procs)
+        pids = [row[0] for row in self._rows()]
+        if kill:
+            self.halt()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.to_thread(_reap, pool, procs)
+        else:
+            await asyncio.to_thread(pool.shutdown, wait=True)
+        for items, future in self.inflight.values():
+            if not future.done():
+                future.set_result(Lost(rerun=range(len(items))))
+        self.inflight.clear()
+
+
+def _reap(pool: ProcessPoolExecutor, procs: dict[int, Any]) -> set[int]:
+    """Shut a (broken or killed) pool down for good; SIGKILL workers that ignore SIGTERM.
+
+    Returns the pids we had to kill. Once this returns, every worker has an exit code.
+    """
+    done = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    done.start()
+    done.join(REAP_GRACE)
+    killed: set[int] = set()
+    if done.is_alive():
+        for pid, proc in procs.items():
+            if proc.exitcode is None:
+                killed.add(pid)
+                with contextlib.suppress(ProcessLookupError, AttributeError):
+                    proc.kill()
+        done.join()
+    return killed
+
+
+def _unsendable(items: list[Any], exc: BaseException) -> Lost:
+    """A chunk the pool could not pickle: fail the items that do not pickle, rerun the rest."""
+    blamed: dict[int, tuple[FailureTuple, float]] = {}
+    for index, item in enumerate(items):
+        try:
+            pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        except BaseException as item_exc:  # noqa: BLE001
+            kind, type_, message, text, names = describe(item_exc)
+            message = f"the item could not be pickled to send it to a worker: {message}"
+            blamed[index] = ((kind, type_, message, text, names), 0.0)
+    if not blamed:  # not an item's fault after all: report it on every item, plainly
+        failure = describe(exc)
+        blamed = dict.fromkeys(range(len(items)), (failure, 0.0))
+    rerun = [i for i in range(len(items)) if i not in blamed]
+    return Lost(rerun=rerun, blamed=blamed)

@@ -1,0 +1,216 @@
+"""Thread mode (and sync mode, with one lane): chunks run on plain threads of this process.
+
+    scheduler --submit--> job queue --> lane thread: run_chunk(fn, items, lane, out=job.out)
+                                              |  job.out fills as items finish; job.index and
+                                              |  job.started say which item runs since when
+    scheduler <--future-- call_soon_threadsafe(result)
+
+A thread cannot be killed. At ``timeout`` the watchdog *abandons* the job instead: the items
+finished so far are salvaged from ``job.out``, the hung item is failed as a timeout, the rest
+run again elsewhere, and a new lane thread replaces the stuck one (which exits when, if ever,
+its item returns; its late result is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from crunch._worker import Outcome, describe, run_chunk, timeout_failure
+from crunch.backends import Backend, Lost, WorkerStartError
+
+
+class Job:
+    """One chunk on its way through a lane thread; doubles as that thread's lane."""
+
+    __slots__ = (
+        "abandoned",
+        "chunk_id",
+        "future",
+        "halted",
+        "index",
+        "items",
+        "out",
+        "started",
+        "thread",
+    )
+
+    def __init__(self, chunk_id: int, items: list[Any], future: asyncio.Future[Any]) -> None:
+        self.chunk_id = chunk_id
+        self.items = items
+        self.future = future
+        self.out: Outcome = ([], [], {})
+        self.index = -1
+        self.started = 0.0  # 0.0: between items
+        self.abandoned = False
+        self.halted: Callable[[], bool] = _never
+        self.thread: threading.Thread | None = None
+
+    def begin(self, index: int) -> bool:
+        if self.abandoned or self.halted():
+            return False
+        self.index = index
+        self.started = time.monotonic()
+        return True
+
+    def end(self) -> None:
+        self.started = 0.0
+
+    def abandon(self, timeout: float) -> Lost:
+        """Give up on this job: salvage finished items, blame the hung one, rerun the rest."""
+        self.abandoned = True
+        hung = self.index
+        values, seconds, failures = self.out
+        partial = (
+            values[:hung],
+            seconds[:hung],
+            {i: f for i, f in (failures or {}).items() if i < hung},
+        )
+        elapsed = time.monotonic() - self.started
+        return Lost(
+            rerun=range(hung + 1, len(self.items)),
+            blamed={hung: (timeout_failure(timeout), elapsed)},
+            partial=partial,
+        )
+
+    def salvage(self) -> Lost:
+        """Stop waiting for this job (the run is being killed): keep what finished."""
+        self.abandoned = True
+        values, seconds, failures = self.out
+        done = len(values)
+        partial = (values[:done], seconds[:done], dict(failures or {}))
+        return Lost(rerun=range(done, len(self.items)), partial=partial)
+
+
+def _never() -> bool:
+    return False
+
+
+class LaneJobs:
+    """Jobs in flight on lane threads, with the timeout watchdog over them (thread and async)."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.running: set[Job] = set()
+        self.halted = False
+
+    def is_halted(self) -> bool:
+        return self.halted
+
+    def overdue(self, now: float) -> list[Job]:
+        if self.timeout is None:
+            return []
+        limit = self.timeout
+        return [j for j in list(self.running) if j.started and now - j.started > limit]
+
+    def salvage_all(self) -> None:
+        self.halted = True
+        for job in list(self.running):
+            self.running.discard(job)
+            if not job.future.done():
+                job.future.set_result(job.salvage())
+
+    def abandon(self, job: Job) -> None:
+        assert self.timeout is not None
+        self.running.discard(job)
+        if not job.future.done():
+            job.future.set_result(job.abandon(self.timeout))
+
+
+class ThreadBackend(Backend):
+    """N lane threads pulling jobs from one queue."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        workers: int,
+        timeout: float | None,
+        init: Callable[[], Any] | None,
+    ) -> None:
+        self.fn = fn
+        self.lanes = workers
+        self.init = init
+        self.jobs = LaneJobs(timeout)
+        self.queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.init_error: str | None = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        for _ in range(self.lanes):
+            self._add_lane()
+
+    def _add_lane(self) -> None:
+        thread = threading.Thread(target=self._lane_main, name="crunch-lane", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _lane_main(self) -> None:
+        assert self.loop is not None
+        loop = self.loop
+        if self.init is not None:
+            try:
+                self.init()
+            except BaseException as exc:  # noqa: BLE001 - reported as the run's error
+                self.init_error = describe(exc)[3] or repr(exc)
+        while (job := self.queue.get()) is not None:
+            if self.init_error is not None:
+                loop.call_soon_threadsafe(_fail, job.future, WorkerStartError(self.init_error))
+                continue
+            job.halted = self.jobs.is_halted
+            job.thread = threading.current_thread()
+            outcome = run_chunk(self.fn, job.items, job, job.out)
+            if job.abandoned:
+                return  # a replacement lane took over; this late result is dropped
+            loop.call_soon_threadsafe(self._finish, job, outcome)
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        self.jobs.running.discard(job)
+        if not job.future.done():
+            job.future.set_result(outcome)
+
+    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+        assert self.loop is not None
+        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
+        job = Job(chunk_id, items, future)
+        self.jobs.running.add(job)
+        self.queue.put(job)
+        return future
+
+    def check_timeouts(self, now: float) -> None:
+        for job in self.jobs.overdue(now):
+            self.jobs.abandon(job)
+            if job.thread in self.threads:
+                self.threads.remove(job.thread)
+            self._add_lane()
+
+    def halt(self) -> None:
+        self.jobs.halted = True
+
+    async def close(self, *, kill: bool) -> None:
+        # Threads cannot be killed; halting makes each stop before its next item, and the lane
+        # threads are daemons, so an abandoned one never holds the interpreter open.
+        if kill:
+            self.jobs.salvage_all()
+        for _ in self.threads:
+            self.queue.put(None)
+        if not kill:
+            alive = [t for t in self.threads if t.is_alive()]
+            await asyncio.to_thread(_join_all, alive)
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    deadline = time.monotonic() + 5.0
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,74 @@
+"""The errors crunch raises, and why there are so few.
+
+Item failures are *data*: an exception inside one item becomes a ``Failure`` in that item's
+record and never escapes the run. What remains are problems with the run as a whole, all
+rooted at ``CrunchError`` so a caller can catch crunch's own errors in one place::
+
+    CrunchError                      exit_code 1
+    +-- UsageError                   exit_code 2   bad options, unknown task, bad input paths
+    |   +-- ConfigError                            RunConfig validation (lists every problem)
+    |   +-- TaskNotImportableError                 process/dask workers could not import fn
+    |   +-- MissingExtraError                      an optional extra (dask, plot) is not installed
+    +-- SourceError                  exit_code 1   the input iterable itself raised mid-run
+    +-- ItemFailedError              exit_code 1   one item's Failure, raised on request
+    |                                              (BatchResult.raise_for_failures groups them)
+    +-- RunInterrupted               exit_code 130 SIGINT (143 for SIGTERM) stopped the run
+
+The CLI reads ``exit_code`` from the class (click's habit), so the exit status lives in one place.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class CrunchError(Exception):
+    """Root of every error crunch raises for the run as a whole."""
+
+    exit_code = 1
+
+
+class UsageError(CrunchError):
+    """The run cannot start: an option, a task name or an input path is wrong."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """One or more run options are invalid; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(f"invalid run configuration ({len(self.problems)} {noun}):\n{lines}")
+
+
+class TaskNotImportableError(UsageError):
+    """The task function cannot be sent to worker processes (a lambda, a nested function...)."""
+
+
+class MissingExtraError(UsageError):
+    """A feature needs an optional extra that is not installed."""
+
+
+class SourceError(CrunchError):
+    """The input iterable raised while crunch was reading it; results so far were delivered."""
+
+
+class ItemFailedError(CrunchError):
+    """One failed item, as an exception: ``key`` and ``failure`` say which and why."""
+
+    def __init__(self, key: object, failure: object) -> None:
+        self.key = key
+        self.failure = failure
+        super().__init__(f"item {key!r} failed: {failure}")
+
+
+class RunInterrupted(CrunchError):  # noqa: N818 - reads as what happened to the run
+    """A signal stopped the run; the records of finished items were delivered."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")

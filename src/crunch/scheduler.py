@@ -1,0 +1,477 @@
+"""The engine: a streaming scheduler that turns every input item into exactly one result.
+
+    Feed (lazy input) --take--> chunks --submit--> Backend (sync|thread|async|process|dask)
+       ^                          ^                    |
+       | bounded read-ahead       | reruns, retries    | Outcome | Lost  (per chunk)
+       |                          |                    v
+       +------------------- Scheduler._absorb ----> ItemResult batches --> the caller's sinks
+
+One asyncio loop drives it (``Scheduler.results`` is an async generator of result batches):
+
+- *window*: at most ``lanes * window_per_lane`` chunks are in flight, so memory is bounded
+  whatever the input size; each chunk's size comes from the measured item cost (_sizing).
+- *supervisor*: a chunk comes back whole (``Outcome``) or not (``Lost``, see backends). Lost
+  items are re-run, blamed items become ``crash``/``timeout`` records; failures whose type is
+  in ``retry_on`` go back in, after an exponential backoff with jitter, until ``retries`` runs
+  out. Every item leaves exactly once: as a record, or counted in ``not_run`` when the run is
+  halted (``max_failures``) or stopped (a signal) before it started.
+- *watchdog*: with a ``timeout``, a periodic tick lets the backend abandon or kill hung items.
+- *order*: ``ordered`` holds finished results until all earlier ones are out; the window then
+  also counts held results, so one slow item cannot make the buffer grow without bound.
+
+Nothing here writes output or knows about the command line; ``request_stop`` is the one way in
+from another thread (signal handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence, Sized
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+from crunch._feed import KeyFn, make_feed
+from crunch._sizing import ChunkSizer
+from crunch._worker import FailureTuple, Outcome
+from crunch.backends import Backend, Lost, make_backend
+from crunch.config import RunConfig
+from crunch.exceptions import RunInterrupted, SourceError, UsageError
+from crunch.results import Failure, ItemResult
+
+# An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
+SUSPECT_LIMIT = 3
+MAX_BACKOFF = 30.0  # seconds
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Live counters, read by progress displays and the summary."""
+
+    found: int = 0
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    not_run: int = 0
+    retried: int = 0
+    worker_deaths: int = 0
+    source_exhausted: bool = False
+    halted: bool = False  # max_failures reached
+    stop_signal: int | None = None
+    started: float = 0.0
+    ended: float = 0.0
+
+
+class _Chunk:
+    __slots__ = ("attempts", "id", "items", "keys", "seqs", "suspicion")
+
+    def __init__(
+        self,
+        chunk_id: int,
+        seqs: Sequence[int],
+        keys: Sequence[Any],
+        items: list[Any],
+        attempts: list[int] | None = None,
+        suspicion: list[int] | None = None,
+    ) -> None:
+        self.id = chunk_id
+        self.seqs = seqs
+        self.keys = keys
+        self.items = items
+        self.attempts = attempts
+        self.suspicion = suspicion
+
+
+# One item waiting to run again: (seq, key, item, attempts, suspicion).
+_Redo = tuple[int, Any, Any, int, int]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        config: RunConfig,
+        *,
+        keyed: bool = False,
+        key: KeyFn | None = None,
+        init: Callable[[], Any] | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.config = config
+        self.fn = fn
+        self.items = items
+        self.keyed = keyed
+        self.key = key
+        self.init = init
+        self.backend = backend
+        self.stats = RunStats()
+        self.retry_on = frozenset(config.retry_on)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake = asyncio.Event()
+        self.completed: collections.deque[tuple[_Chunk, asyncio.Future[Outcome | Lost]]] = (
+            collections.deque()
+        )
+        self.inflight: dict[int, _Chunk] = {}
+        self.redo: collections.deque[_Redo] = collections.deque()
+        self.retry_heap: list[tuple[float, int, Any, Any, int]] = []
+        self.held: dict[int, ItemResult] = {}  # ordered mode: finished, waiting for earlier
+        self.next_seq = 0
+        self.chunk_ids = 0
+        self.stopping = False  # no new dispatch: halted or stopped
+        self.killed = False
+        self.retry_timer_at = 0.0
+
+    # ------------------------------------------------------------------ public face
+    def request_stop(self, signum: int, *, immediate: bool = False) -> None:
+        """Thread-safe: stop starting items; kill the rest after ``grace`` (or now)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._stop, signum, immediate)
+
+    async def results(self) -> AsyncIterator[list[ItemResult]]:
+        """Run everything; yield result batches as chunks finish (in input order if asked)."""
+        self.loop = asyncio.get_running_loop()
+        config = self.config
+        if self.backend is None:
+            self.backend = make_backend(
+                config.mode,
+                self.fn,
+                workers=config.workers,
+                timeout=config.timeout,
+                init=self.init,
+                scheduler=config.scheduler,
+            )
+        backend = self.backend
+        fixed = None if config.chunk_size == "auto" else int(config.chunk_size)
+        self.sizer = ChunkSizer(fixed, backend.lanes)
+        self.window = backend.lanes * backend.window_per_lane
+        feed = make_feed(self.items, keyed=self.keyed, key=self.key, wake=self._wake_threadsafe)
+        self.feed = feed
+        if isinstance(self.items, Sized):
+            self.stats.found = len(self.items)
+        self.stats.started = time.monotonic()
+        watchdog = self.loop.create_task(self._watchdog()) if config.timeout else None
+        clean = False
+        try:
+            await backend.start()
+            while True:
+                self._fill()
+                if not self.inflight and self._nothing_left():
+                    break
+                await self.wake.wait()
+                self.wake.clear()
+                while self.completed:
+                    chunk, future = self.completed.popleft()
+                    batch = self._absorb(chunk, _outcome_of(chunk, future))
+                    if batch:
+                        yield batch
+            tail = self._finish_order()
+            if tail:
+                yield tail
+            clean = True
+        finally:
+            self.stats.ended = time.monotonic()
+            if watchdog is not None:
+                watchdog.cancel()
+            feed.close()
+            await backend.close(kill=not clean or self.killed)
+        if feed.error is not None:
+            raise SourceError(f"reading the input failed: {feed.error!r}") from feed.error
+        if self.stats.stop_signal is not None:
+            raise RunInterrupted(self.stats.stop_signal)
+
+    # ------------------------------------------------------------------ dispatch
+    def _wake_threadsafe(self) -> None:
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake.set)
+
+    def _nothing_left(self) -> bool:
+        if self.stopping:
+            self._count_unstarted()
+            return True
+        return self.feed.exhausted and not self.redo and not self.retry_heap
+
+    def _count_unstarted(self) -> None:
+        """Items found but never started (halt or stop) are counted, never silently lost."""
+        unstarted = len(self.redo) + len(self.retry_heap) + self.feed.buffered()
+        self.redo.clear()
+        self.retry_heap.clear()
+        self.stats.not_run += unstarted
+        self.stats.found = self.feed.taken + self.feed.buffered()
+        if self.feed.buffered():
+            self.feed.take(self.feed.buffered())
+
+    def _fill(self) -> None:
+        """Submit chunks while the window has room and there is work."""
+        if self.stopping:
+            return
+        self._release_retries()
+        while len(self.inflight) < self.window and not self._holding_too_much():
+            chunk = self._next_chunk()
+            if chunk is None:
+                return
+            self.inflight[chunk.id] = chunk
+            assert self.backend is not None
+            future = self.backend.submit(chunk.id, chunk.items)
+            future.add_done_callback(lambda f, c=chunk: self._on_done(c, f))
+
+    def _on_done(self, chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> None:
+        self.completed.append((chunk, future))
+        self.wake.set()
+
+    def _holding_too_much(self) -> bool:
+        return len(self.held) > max(4096, 8 * self.window * self._size_hint)
+
+    @property
+    def _size_hint(self) -> int:
+        return self.sizer.size(0.0, None)
+
+    def _next_chunk(self) -> _Chunk | None:
+        self.chunk_ids += 1
+        if self.redo:
+            return self._redo_chunk(self.chunk_ids)
+        elapsed = time.monotonic() - self.stats.started
+        feed = self.feed
+        remaining = feed.buffered() if feed.exhausted or getattr(feed, "done", False) else None
+        taken = feed.take(self.sizer.size(elapsed, remaining))
+        if taken is None:
+            self.stats.source_exhausted = feed.exhausted
+            return None
+        seq0, keys, items = taken
+        self.stats.found = feed.taken + feed.buffered()
+        return _Chunk(self.chunk_ids, range(seq0, seq0 + len(items)), keys, items)
+
+    def _redo_chunk(self, chunk_id: int) -> _Chunk:
+        """Items to run again. A suspect goes alone, so the next death names it."""
+        first = self.redo.popleft()
+        batch = [first]
+        if not first[4]:
+            limit = self.sizer.size(time.monotonic() - self.stats.started, None)
+            while self.redo and len(batch) < limit and not self.redo[0][4]:
+                batch.append(self.redo.popleft())
+        return _Chunk(
+            chunk_id,
+            [r[0] for r in batch],
+            [r[1] for r in batch],
+            [r[2] for r in batch],
+            [r[3] for r in batch],
+            [r[4] for r in batch],
+        )
+
+    def _release_retries(self) -> None:
+        now = time.monotonic()
+        heap = self.retry_heap
+        while heap and heap[0][0] <= now:
+            _, seq, key, item, attempts = heapq.heappop(heap)
+            self.redo.append((seq, key, item, attempts, 0))
+        if heap and heap[0][0] != self.retry_timer_at:
+            assert self.loop is not None
+            self.retry_timer_at = heap[0][0]
+            self.loop.call_at(heap[0][0], self.wake.set)
+
+    # ------------------------------------------------------------------ results
+    def _absorb(self, chunk: _Chunk, outcome: Outcome | Lost) -> list[ItemResult]:
+        del self.inflight[chunk.id]
+        results: list[ItemResult] = []
+        if isinstance(outcome, Lost):
+            self._absorb_lost(chunk, outcome, results)
+        else:
+            self._absorb_outcome(chunk, outcome, results, 0)
+            not_started = len(chunk.items) - len(outcome[0])
+            if not_started:
+                self.stats.not_run += not_started
+        return self._emit(results)
+
+    def _absorb_outcome(
+        self, chunk: _Chunk, outcome: Outcome, results: list[ItemResult], base: int
+    ) -> None:
+        values, seconds, failures = outcome
+        done = len(values)
+        if done:
+            self.sizer.observe(done, sum(seconds))
+        if not failures and chunk.attempts is None:
+            results.extend(
+                map(
+                    ItemResult,
+                    chunk.keys[:done],
+                    repeat(True),
+                    values,
+                    repeat(None),
+                    seconds,
+                    repeat(1),
+                )
+            )
+            if self.config.ordered:
+                self._mark_seqs(chunk, results, done)
+            self.stats.ok += done
+            return
+        failures = failures or {}
+        attempts = chunk.attempts
+        for index in range(done):
+            tries = attempts[index] if attempts else 1
+            failure = failures.get(index)
+            if failure is None:
+                results.append(
+                    ItemResult(chunk.keys[index], True, values[index], None, seconds[index], tries)
+                )
+                self.stats.ok += 1
+            elif self._should_retry(failure, tries):
+                self._retry(chunk, index, tries)
+                results.append(_RETRYING)
+            else:
+                results.append(self._failed(chunk, index, failure, seconds[index], tries))
+        if self.config.ordered:
+            self._mark_seqs(chunk, results, done)
+        results[:] = [r for r in results if r is not _RETRYING]
+
+    def _mark_seqs(self, chunk: _Chunk, results: list[ItemResult], done: int) -> None:
+        # Pair each new result with its input position for the reorder buffer.
+        start = len(results) - done
+        for offset in range(done):
+            result = results[start + offset]
+            if result is not _RETRYING:
+                self.held[chunk.seqs[offset]] = result
+        del results[start:]
+
+    def _absorb_lost(self, chunk: _Chunk, lost: Lost, results: list[ItemResult]) -> None:
+        if lost.partial is not None:
+            self._absorb_outcome(chunk, lost.partial, results, 0)
+        self.stats.worker_deaths += bool(lost.blamed) or lost.suspect
+        for index, (failure, seconds) in lost.blamed.items():
+            tries = chunk.attempts[index] if chunk.attempts else 1
+            result = self._failed(chunk, index, failure, seconds, tries)
+            if self.config.ordered:
+                self.held[chunk.seqs[index]] = result
+            else:
+                results.append(result)
+        for index in lost.rerun:
+            if self.stopping:
+                self.stats.not_run += 1
+                continue
+            tries = chunk.attempts[index] if chunk.attempts else 1
+            suspicion = (chunk.suspicion[index] if chunk.suspicion else 0) + lost.suspect
+            if lost.suspect and len(chunk.items) == 1 and suspicion >= SUSPECT_LIMIT:
+                failure = (
+                    "crash",
+                    "WorkerDied",
+                    f"a worker died {suspicion} times while this item, alone, was running",
+                    "",
+                    (),
+                )
+                result = self._failed(chunk, index, failure, 0.0, tries)
+                if self.config.ordered:
+                    self.held[chunk.seqs[index]] = result
+                else:
+                    results.append(result)
+                continue
+            self.redo.append(
+                (chunk.seqs[index], chunk.keys[index], chunk.items[index], tries, suspicion)
+            )
+
+    def _failed(
+        self, chunk: _Chunk, index: int, failure: FailureTuple, seconds: float, tries: int
+    ) -> ItemResult:
+        kind, type_, message, text, _names = failure
+        self.stats.failed += 1
+        max_failures = self.config.max_failures
+        if max_failures is not None and self.stats.failed >= max_failures and not self.stopping:
+            self.stats.halted = True
+            self._halt()
+        return ItemResult(
+            chunk.keys[index],
+            False,
+            None,
+            Failure(kind, type_, message, text, tries),  # ty: ignore[invalid-argument-type]
+            seconds,
+            tries,
+        )
+
+    def _should_retry(self, failure: FailureTuple, tries: int) -> bool:
+        return (
+            failure[0] == "error"
+            and tries <= self.config.retries
+            and not self.stopping
+            and not self.retry_on.isdisjoint(failure[4])
+        )
+
+    def _retry(self, chunk: _Chunk, index: int, tries: int) -> None:
+        """Back off exponentially, with full jitter, before the next try of this item."""
+        delay = min(MAX_BACKOFF, self.config.backoff * 2 ** (tries - 1))
+        delay *= random.uniform(0.5, 1.5)
+        ready = time.monotonic() + delay
+        entry = (ready, chunk.seqs[index], chunk.keys[index], chunk.items[index], tries + 1)
+        heapq.heappush(self.retry_heap, entry)
+        self.stats.retried += 1
+        assert self.loop is not None
+        self.loop.call_at(ready, self.wake.set)
+
+    def _emit(self, results: list[ItemResult]) -> list[ItemResult]:
+        if self.config.ordered:
+            results = []
+            held, seq = self.held, self.next_seq
+            while seq in held:
+                results.append(held.pop(seq))
+                seq += 1
+            self.next_seq = seq
+        self.stats.done += len(results)
+        return results
+
+    def _finish_order(self) -> list[ItemResult]:
+        """At the end, results held behind items that never ran go out in input order."""
+        if not self.held:
+            return []
+        results = [self.held[seq] for seq in sorted(self.held)]
+        self.held.clear()
+        self.stats.done += len(results)
+        return results
+
+    # ------------------------------------------------------------------ stopping
+    def _halt(self) -> None:
+        self.stopping = True
+        assert self.backend is not None
+        self.backend.halt()
+
+    def _stop(self, signum: int, immediate: bool) -> None:
+        first = self.stats.stop_signal is None
+        if first:
+            self.stats.stop_signal = signum
+            self._halt()
+        if immediate or not first:
+            self._kill()
+        else:
+            assert self.loop is not None
+            self.loop.call_later(self.config.grace, self._kill)
+        self.wake.set()
+
+    def _kill(self) -> None:
+        if self.killed or self.backend is None:
+            return
+        self.killed = True
+        assert self.loop is not None
+        self.loop.create_task(self.backend.close(kill=True))
+
+    async def _watchdog(self) -> None:
+        assert self.config.timeout is not None
+        assert self.backend is not None
+        tick = min(0.25, self.config.timeout / 4)
+        while True:
+            await asyncio.sleep(tick)
+            self.backend.check_timeouts(time.monotonic())
+
+
+def _outcome_of(chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> Outcome | Lost:
+    """A chunk future's outcome; a backend that failed it outright loses the chunk instead."""
+    try:
+        return future.result()
+    except UsageError:
+        raise  # the workers cannot run the task at all: the run stops with that message
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - any other loss is a rerun
+        return Lost(rerun=range(len(chunk.items)), suspect=True)
+
+
+_RETRYING: Any = object()  # placeholder for a result that went back for another try

@@ -1,0 +1,45 @@
+"""Where results go besides the caller: the progress bar (and, for the CLI, records and logs).
+
+``Progress`` draws a tqdm bar on standard error: done/total, rate, ETA and the failure count.
+The total is the number of items found so far, so it grows while a walk is still running.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+
+class Progress:
+    def __init__(self, stats: Any, *, total: int | None = None, file: TextIO | None = None) -> None:
+        from tqdm import tqdm
+
+        self.stats = stats
+        self.fixed_total = total
+        self.failed = 0
+        self.bar = tqdm(
+            total=total,
+            unit="item",
+            file=file or sys.stderr,
+            dynamic_ncols=True,
+            smoothing=0.05,
+            mininterval=0.2,
+        )
+
+    def update(self, batch: list[Any]) -> None:
+        failed = sum(1 for r in batch if not r.ok)
+        if self.fixed_total is None:
+            found = max(self.stats.found, self.bar.n + len(batch))
+            if found != self.bar.total:
+                self.bar.total = found
+        if failed:
+            self.failed += failed
+            self.bar.set_postfix_str(f"failed={self.failed}", refresh=False)
+        self.bar.update(len(batch))
+
+    def write(self, message: str) -> None:
+        """Print a line above the bar without garbling it."""
+        self.bar.write(message, file=self.bar.fp)
+
+    def close(self) -> None:
+        self.bar.close()
