@@ -230,10 +230,16 @@ def init_process_worker(
     fn_bytes: bytes,
     init: Callable[[], Any] | None,
     soft_timeout: float | None,
+    environ: dict[str, str],
 ) -> None:
     """``ProcessPoolExecutor`` initializer: claim a slot, load the task, run the user's init."""
     global _SLOTS, _SLOT, _FN, _INIT_ERROR, _SOFT_TIMEOUT
     import os
+
+    # Forkserver workers inherit the environment the server started with, possibly long ago;
+    # give them the parent's environment as it is now, as a spawned process would have.
+    os.environ.clear()
+    os.environ.update(environ)
 
     # Ctrl-C reaches the whole foreground process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -279,7 +279,8 @@ class _Stream(Iterator[ItemResult]):
                 self.progress.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "finished"):  # __init__ may have refused the run
+            self.close()
 
 
 class _AsyncStream(AsyncIterator[ItemResult]):

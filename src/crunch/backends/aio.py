@@ -39,7 +39,7 @@ class AsyncBackend(Backend):
         self.jobs = LaneJobs(None if self.is_async else timeout)
         self.semaphore: asyncio.Semaphore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: dict[asyncio.Task[Any], Job] = {}
         self.holding: set[Job] = set()
         self.local = threading.local()
         self.init_error: str | None = None
@@ -68,9 +68,12 @@ class AsyncBackend(Backend):
         job = Job(chunk_id, items, future)
         job.halted = self.jobs.is_halted
         task = self.loop.create_task(self._run(job))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[task] = job
+        task.add_done_callback(self._forget)
         return future
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.pop(task, None)
 
     async def _run(self, job: Job) -> None:
         assert self.semaphore is not None
@@ -118,6 +121,9 @@ class AsyncBackend(Backend):
         for job in overdue:
             self.jobs.abandon(job)
             self._release(job)  # its thread is stuck, not its semaphore slot
+            for task, owner in list(self.tasks.items()):
+                if owner is job:
+                    task.cancel()  # stop awaiting the stuck thread (the thread runs on)
         if overdue and self.loop is not None:
             # The stuck threads keep their old executor; new items get a full one.
             self.loop.set_default_executor(self._executor())

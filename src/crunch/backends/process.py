@@ -131,7 +131,7 @@ class ProcessBackend(Backend):
             self.lanes,
             mp_context=self.ctx,
             initializer=init_process_worker,
-            initargs=(table, counter, self.fn_bytes, self.init, self.timeout),
+            initargs=(table, counter, self.fn_bytes, self.init, self.timeout, dict(os.environ)),
         )
         self.generation += 1
         self.procs = {}

@@ -14,6 +14,7 @@ its item returns; its late result is dropped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -161,14 +162,14 @@ class ThreadBackend(Backend):
                 self.init_error = describe(exc)[3] or repr(exc)
         while (job := self.queue.get()) is not None:
             if self.init_error is not None:
-                loop.call_soon_threadsafe(_fail, job.future, WorkerStartError(self.init_error))
+                _post(loop, _fail, job.future, WorkerStartError(self.init_error))
                 continue
             job.halted = self.jobs.is_halted
             job.thread = threading.current_thread()
             outcome = run_chunk(self.fn, job.items, job, job.out)
             if job.abandoned:
                 return  # a replacement lane took over; this late result is dropped
-            loop.call_soon_threadsafe(self._finish, job, outcome)
+            _post(loop, self._finish, job, outcome)
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
         self.jobs.running.discard(job)
@@ -209,6 +210,12 @@ def _join_all(threads: list[threading.Thread]) -> None:
     deadline = time.monotonic() + 5.0
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
+    """Hand a lane's result to the loop; after the run ended (loop closed) drop it."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

@@ -1,0 +1,571 @@
+"""Where items come from: lazy sources, each a generator of ``(key, item)`` pairs.
+
+Nothing here reads more than it must: a walk lists one directory at a time, standard input is
+read as it arrives, a ``--jsonl`` file one line at a time. A problem with one input never stops
+a source; it is yielded in place of the item as an ``InvalidItem`` (``crunch.results``), which
+the run records as a failed item of kind ``error`` without calling the task.
+
+Paths given on the command line (``check_paths``)
+    Every PATH except ``-`` must exist and be readable (a directory must be listable). All the
+    problems are returned at once, one message each (``data/x.txt: no such file or directory``),
+    so the caller can report them together and exit 2 before any work starts. A PATH that is a
+    symbolic link is checked through the link; one whose target is missing is reported as a
+    broken symbolic link.
+
+Walking directories (``walk``)
+    - Keys. The key of a file is the path as reached from the root given, normalised as
+      ``pathlib`` does, always with ``/`` separators: ``data/sub/a.txt`` for the roots
+      ``data``, ``data/`` and ``./data`` alike, ``data/sub/a.txt`` for ``data//sub``, ``a.txt``
+      for ``.``; ``..`` is kept as given, as pathlib keeps it. The item is ``Path(key)``.
+    - Order. Depth first; the entries of each directory, files and subdirectories together,
+      sorted by name as Python compares ``str`` (code point order). For UTF-8 names this is byte
+      order, the order of ``LC_ALL=C ls``: uppercase before lowercase, independent of locale and
+      file system. Undecodable bytes (kept as surrogate escapes by ``os.fsdecode``) sort by
+      their escape code points (U+DC80-U+DCFF), not by byte value.
+    - Hidden entries (name starts with ``.``) met during the walk are skipped unless
+      ``hidden=True``. A root is never skipped for its own name.
+    - Symbolic links met during the walk (to files or directories, dangling or not) are skipped
+      unless ``follow_symlinks=True``; so nothing outside the roots is read by default
+      (CONTRACT §5.7). A root named by the caller is used even when it is a link.
+    - With ``follow_symlinks=True`` a link is walked as what it points to. A directory whose
+      ``(st_dev, st_ino)`` is already on the current path from the root (a link to an ancestor:
+      a loop) is not entered again, so the walk always ends and a loop yields every file once;
+      the skip is noted in ``warnings``. Two links to the same directory that is *not* an
+      ancestor are both walked (its files appear under both keys), as ``find -L`` does. The same
+      check guards against bind-mount loops without ``follow_symlinks``.
+    - A dangling link (when following links) is yielded as ``InvalidItem("FileNotFoundError",
+      ...)``: the user asked for what it points to and it is missing.
+    - A subdirectory that cannot be listed (permissions, or it vanished) does not stop the walk:
+      it is yielded under its own key as an ``InvalidItem`` of the ``OSError``'s type
+      (``PermissionError``), so the run fails that entry visibly (exit 1) and ``--resume`` tries
+      it again. The same for a root that cannot be read when ``check_paths`` was skipped.
+    - Other non-regular files met during the walk (FIFOs, sockets, devices) are skipped, with a
+      note in ``warnings``: opening a FIFO would hang a worker. A root is used whatever it is,
+      so ``crunch process <(make-data)`` works.
+    - ``warnings``: pass a list to collect one human message per skipped loop or special file,
+      for the caller to log. Nothing is collected for hidden entries, unfollowed links or
+      excluded paths: those are the documented rules, not surprises.
+
+Patterns (``--glob``, ``--exclude``; ``glob_to_regex``)
+    - A pattern matches the path relative to its root with ``/`` separators (``sub/a.txt`` for
+      ``data/sub/a.txt`` under the root ``data``); for a root that is a file, its name. Patterns
+      are anchored: ``*.py`` matches only at the top, ``**/*.py`` at any depth.
+    - ``*`` matches any run of characters within one component, ``?`` one character other than
+      ``/``, ``[abc]``, ``[a-z]``, ``[!abc]`` (or ``[^abc]``) one character of (not of) a set,
+      never ``/``. A ``[`` without a closing ``]`` is literal. ``\\`` makes the next character
+      literal (``\\*``). Matching is case-sensitive. A leading ``/`` or ``./`` is ignored.
+    - ``**`` as a whole component: ``**/`` matches zero or more directories (``**/*.py`` matches
+      ``os.py`` and ``a/b/os.py``); a trailing ``/**`` matches everything below (``build/**``
+      matches ``build/x`` and ``build/x/y``, not ``build`` itself); ``**`` alone matches every
+      path. Inside a component (``a**b``) it is a plain ``*``, as in ``.gitignore``.
+    - ``--glob`` (include, repeatable): a file is kept when it matches ANY glob; no globs keep
+      every file. Directories are always entered; globs only choose files.
+    - ``--exclude`` (repeatable): a file is dropped when it matches any exclude. A directory is
+      pruned (not entered at all) when an exclude matches its relative path either as ``dir`` or
+      as ``dir/``. So ``--exclude build``, ``--exclude build/`` and ``--exclude 'build/**'`` all
+      prune ``build``; a pattern ending in ``/`` matches directories only (``--exclude '*/'``
+      prunes every top-level directory but keeps top-level files). Pruning a directory that way
+      never drops a file the pattern would not have dropped itself, except for ``dir/`` patterns,
+      whose point it is.
+    - Each pattern is translated once to a regular expression; all globs (and all excludes) are
+      joined into one alternation, so testing a file costs one ``re`` call per list.
+
+Standard input (``stdin_paths``)
+    One path a line (the ``\\n`` and then one trailing ``\\r`` removed; nothing else, names may
+    hold spaces), or NUL-separated with ``null=True`` (``find -print0``; there a trailing ``\\r``
+    is part of the name). Empty entries are skipped. Read as data arrives (``read1``), never all
+    of stdin first. Names are decoded with ``os.fsdecode`` so undecodable bytes survive the round
+    trip to the file system. Keys are normalised as for the walk. Paths are not checked: one that
+    does not exist fails when the task opens it.
+
+JSON Lines (``jsonl_items``)
+    Each line is one item, a JSON value decoded with ``orjson``; whitespace-only lines are
+    skipped; a UTF-8 byte order mark at the start of the file is ignored. The key is the 1-based
+    line number, or with ``key_field`` the value of that top-level field. A line that is not
+    valid JSON becomes ``(line, InvalidItem("JSONDecodeError", "line 7: <orjson's message>"))``;
+    with ``key_field``, a line that is not an object or lacks the field becomes ``(line,
+    InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an integer:
+    any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
+    InvalidItem("TypeError", "line 7: field 'id' is a float, ..."))`` rather than being
+    stringified, because ``true == 1`` and ``2.0 == 2`` in Python would merge distinct items and
+    a stringified object would not match the record's key on ``--resume``. The file is streamed;
+    one that cannot be opened raises ``OSError`` at the first ``next()`` (check it with
+    ``check_paths`` first).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO
+
+import orjson
+
+from crunch.results import InvalidItem
+
+__all__ = ["check_paths", "glob_to_regex", "jsonl_items", "stdin_paths", "walk"]
+
+# How much of standard input to ask for at once in NUL mode; ``read1`` returns what is there.
+_STDIN_CHUNK = 64 * 1024
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths given by the caller
+
+
+def _reason(exc: OSError) -> str:
+    """``No such file or directory`` -> ``no such file or directory``."""
+    text = os.strerror(exc.errno) if exc.errno is not None else (exc.strerror or str(exc))
+    return text[:1].lower() + text[1:]
+
+
+def _shown(path: str) -> str:
+    return path if path else "''"
+
+
+def check_paths(paths: Sequence[str]) -> list[str]:
+    """Return one message for every PATH (except ``-``) that is missing or cannot be read.
+
+    An empty list means every path is usable. Each distinct path is reported once, in the
+    order given: ``data/missing.txt: no such file or directory``, ``secret/: permission
+    denied``, ``link: broken symbolic link``.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        if path == "-" or path in seen:
+            continue
+        seen.add(path)
+        problem = _check_path(path)
+        if problem is not None:
+            problems.append(f"{_shown(path)}: {problem}")
+    return problems
+
+
+def _check_path(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return "broken symbolic link"
+        return _reason(exc)
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            with os.scandir(path) as entries:
+                next(entries, None)
+        except OSError as exc:
+            return f"cannot list directory: {_reason(exc)}"
+        return None
+    # Opening would block on a FIFO (``<(cmd)``), so ask for permission instead.
+    if not os.access(path, os.R_OK):
+        return os.strerror(errno.EACCES).lower()
+    return None
+
+
+def _key_of(path: str) -> str:
+    """The key of a path: normalised as pathlib does, with ``/`` separators."""
+    return PurePath(path).as_posix()
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate one ``--glob``/``--exclude`` pattern to a regular expression (not compiled).
+
+    The expression is meant for ``re.fullmatch`` on a ``/``-separated relative path; it has no
+    capturing groups, so several can be joined with ``|``. See the module docstring for the
+    rules.
+    """
+    while pattern.startswith(("/", "./")):
+        pattern = pattern[1:] if pattern.startswith("/") else pattern[2:]
+    parts = pattern.split("/")
+    out: list[str] = []
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        if part == "**":
+            # "**/" : zero or more whole directories. Trailing "/**" or a lone "**": anything.
+            out.append(".*" if i == last else "(?:.*/)?")
+            continue
+        out.append(_component_to_regex(part))
+        if i != last:
+            out.append("/")
+    return "".join(out)
+
+
+def _component_to_regex(part: str) -> str:
+    """Translate a pattern component (no ``/`` in it) to a regex that never matches ``/``."""
+    out: list[str] = []
+    i, n = 0, len(part)
+    while i < n:
+        c = part[i]
+        i += 1
+        if c == "*":
+            while i < n and part[i] == "*":  # "a**b" is "a*b"
+                i += 1
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\":
+            if i < n:
+                out.append(re.escape(part[i]))
+                i += 1
+            else:
+                out.append(re.escape("\\"))
+        elif c == "[":
+            parsed = _bracket(part, i)
+            if parsed is None:
+                out.append(re.escape("["))
+            else:
+                i, regex = parsed
+                out.append(regex)
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def _bracket(part: str, start: int) -> tuple[int, str] | None:
+    """Translate ``[...]`` whose body begins at ``start``: (index after ``]``, regex).
+
+    ``!`` or ``^`` first negates; a ``]`` right after the opening (and negation) is literal;
+    ``\\`` escapes; ``a-z`` is a range (an inverted one, ``z-a``, is empty, as in fnmatch).
+    The set never matches ``/``. None when there is no closing ``]``.
+    """
+    i, n = start, len(part)
+    negate = i < n and part[i] in "!^"
+    if negate:
+        i += 1
+    items: list[tuple[str, str]] = []  # (low, high) inclusive
+    first = True
+    while i < n:
+        c = part[i]
+        if c == "]" and not first:
+            break
+        first = False
+        if c == "\\" and i + 1 < n:
+            i += 1
+            c = part[i]
+        i += 1
+        if i + 1 < n and part[i] == "-" and part[i + 1] != "]":
+            high = part[i + 1]
+            if high == "\\" and i + 2 < n:
+                high = part[i + 2]
+                i += 1
+            i += 2
+            if c <= high:
+                items.append((c, high))
+        else:
+            items.append((c, c))
+    else:
+        return None
+    body = "".join(
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in items
+    )
+    if negate:
+        return i + 1, f"[^/{body}]"
+    if not body:
+        return i + 1, "(?!)"
+    # Looked ahead so that a range such as "+-0" does not let "/" in.
+    return i + 1, f"(?!/)[{body}]"
+
+
+def _combine(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One compiled alternation of all the patterns, or None when there are none."""
+    if not patterns:
+        return None
+    joined = "|".join(f"(?:{glob_to_regex(p)})" for p in patterns)
+    return re.compile(joined, re.DOTALL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking directories
+
+
+def walk(
+    roots: Sequence[str],
+    *,
+    hidden: bool = False,
+    follow_symlinks: bool = False,
+    globs: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+    warnings: list[str] | None = None,
+) -> Iterator[tuple[str, Path | InvalidItem]]:
+    """Yield ``(key, Path)`` for every file under ``roots``, depth first, in name order.
+
+    An entry that cannot be read is yielded as ``(key, InvalidItem)``. Patterns are compiled
+    here, at the call; the walk itself starts at the first ``next()``. Pass a list as
+    ``warnings`` to collect a message for each link loop and special file that was skipped.
+    """
+    walker = _Walker(
+        hidden=hidden,
+        follow_symlinks=follow_symlinks,
+        include=_combine(globs),
+        exclude=_combine(excludes),
+        warnings=warnings,
+    )
+    return walker.walk(roots)
+
+
+class _Walker:
+    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "warnings")
+
+    def __init__(
+        self,
+        *,
+        hidden: bool,
+        follow_symlinks: bool,
+        include: re.Pattern[str] | None,
+        exclude: re.Pattern[str] | None,
+        warnings: list[str] | None,
+    ) -> None:
+        self.hidden = hidden
+        self.follow_symlinks = follow_symlinks
+        self.include = include
+        self.exclude = exclude
+        self.warnings = warnings
+
+    def _warn(self, message: str) -> None:
+        if self.warnings is not None:
+            self.warnings.append(message)
+
+    def _keep_file(self, rel: str) -> bool:
+        if self.exclude is not None and self.exclude.fullmatch(rel):
+            return False
+        return self.include is None or self.include.fullmatch(rel) is not None
+
+    def _prune_dir(self, rel: str) -> bool:
+        exclude = self.exclude
+        return exclude is not None and (
+            exclude.fullmatch(rel) is not None or exclude.fullmatch(rel + "/") is not None
+        )
+
+    def walk(self, roots: Sequence[str]) -> Iterator[tuple[str, Path | InvalidItem]]:
+        for root in roots:
+            yield from self._walk_root(root)
+
+    def _walk_root(self, root: str) -> Iterator[tuple[str, Path | InvalidItem]]:
+        key = _key_of(root)
+        try:
+            st = os.stat(root)  # through a link: a root is used even when it is one
+        except OSError as exc:
+            yield key, _invalid(key, exc)
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            if self._keep_file(PurePath(key).name):
+                yield key, Path(key)
+            return
+        if key == ".":
+            prefix = ""
+        elif key.endswith("/"):  # "/" or "//"
+            prefix = key
+        else:
+            prefix = key + "/"
+        try:
+            entries = _listdir(root)
+        except OSError as exc:
+            yield key, _invalid(key, exc)
+            return
+        yield from self._walk_dir(entries, prefix, Path(key), (st.st_dev, st.st_ino))
+
+    def _walk_dir(
+        self,
+        entries: list[os.DirEntry[str]],
+        prefix: str,
+        top_path: Path,
+        top_id: tuple[int, int],
+    ) -> Iterator[tuple[str, Path | InvalidItem]]:
+        hidden = self.hidden
+        follow = self.follow_symlinks
+        child = _child_path
+        # One frame per directory on the current path: (its sorted entries, the position
+        # reached, its path relative to the root with a trailing "/", its Path, its
+        # (st_dev, st_ino)).
+        stack: list[tuple[Iterator[os.DirEntry[str]], str, Path, tuple[int, int]]] = [
+            (iter(entries), "", top_path, top_id)
+        ]
+        ancestors = {top_id}
+        while stack:
+            it, rel_dir, dir_path, dir_id = stack[-1]
+            for entry in it:
+                name = entry.name
+                if not hidden and name.startswith("."):
+                    continue
+                is_link = entry.is_symlink()
+                if is_link and not follow:
+                    continue
+                rel = rel_dir + name
+                if _is_dir(entry):
+                    if self._prune_dir(rel):
+                        continue
+                    key = prefix + rel
+                    try:
+                        st = entry.stat()
+                        ident = (st.st_dev, st.st_ino)
+                        if ident in ancestors:
+                            self._warn(f"{key}: skipped, a link loop (leads back to a parent)")
+                            continue
+                        children = _listdir(entry.path)
+                    except OSError as exc:
+                        yield key, _invalid(key, exc)
+                        continue
+                    ancestors.add(ident)
+                    stack.append((iter(children), rel + "/", child(dir_path, name), ident))
+                    break  # descend: the loop resumes this directory's iterator later
+                if not self._keep_file(rel):
+                    continue
+                key = prefix + rel
+                if _is_file(entry):
+                    yield key, child(dir_path, name)
+                elif is_link and not os.path.exists(entry.path):
+                    target = _readlink(entry.path)
+                    yield (
+                        key,
+                        InvalidItem(
+                            "FileNotFoundError",
+                            f"{key}: broken symbolic link (its target {target!r} does not exist)",
+                        ),
+                    )
+                else:
+                    self._warn(f"{key}: skipped, not a regular file (FIFO, socket or device)")
+            else:
+                stack.pop()
+                ancestors.discard(dir_id)
+
+
+def _join(parent: Path, name: str) -> Path:
+    return parent / name
+
+
+# The parent's cost per item counts (CONTRACT §6): ``Path(key)`` or ``parent / name`` re-parse
+# the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper appends
+# one known-good component without parsing. It is private, so fall back when it is gone; the
+# result is the same Path either way (tests check ``str(item) == key``).
+_child_path: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", None) or _join
+
+
+def _listdir(path: str) -> list[os.DirEntry[str]]:
+    with os.scandir(path) as it:
+        return sorted(it, key=_entry_name)
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _invalid(key: str, exc: OSError) -> InvalidItem:
+    return InvalidItem(type(exc).__name__, f"{key}: {_reason(exc)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Standard input
+
+
+def stdin_paths(stream: BinaryIO, *, null: bool = False) -> Iterator[tuple[str, Path]]:
+    """Yield ``(key, Path)`` for each path read from ``stream``: one a line, or NUL-separated."""
+    for raw in _nul_records(stream) if null else _line_records(stream):
+        if raw:
+            path = Path(os.fsdecode(raw))
+            yield path.as_posix(), path
+
+
+def _line_records(stream: BinaryIO) -> Iterator[bytes]:
+    for line in stream:
+        end = len(line)
+        if end and line[end - 1] == 0x0A:  # "\n"
+            end -= 1
+        if end and line[end - 1] == 0x0D:  # "\r"
+            end -= 1
+        yield line[:end]
+
+
+def _nul_records(stream: BinaryIO) -> Iterator[bytes]:
+    read = getattr(stream, "read1", None) or stream.read
+    pending = b""
+    while chunk := read(_STDIN_CHUNK):
+        *complete, pending = (pending + chunk).split(b"\0")
+        yield from complete
+    if pending:
+        yield pending
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+_KEY_TYPE_NAMES = {
+    type(None): "null",
+    bool: "boolean",
+    float: "float",
+    list: "list",
+    dict: "object",
+}
+
+
+def jsonl_items(path: str | Path, *, key_field: str | None = None) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(key, value)`` for each non-blank line of a JSON Lines file.
+
+    The key is the 1-based line number, or the value of the top-level field ``key_field``. A
+    broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
+    """
+    loads = orjson.loads
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
+            if not line.strip():
+                continue
+            try:
+                value = loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield lineno, InvalidItem("JSONDecodeError", f"line {lineno}: {exc}")
+                continue
+            if key_field is None:
+                yield lineno, value
+                continue
+            if not isinstance(value, dict) or key_field not in value:
+                what = "" if isinstance(value, dict) else " (the line is not an object)"
+                yield (
+                    lineno,
+                    InvalidItem("KeyError", f"line {lineno}: no field {key_field!r}{what}"),
+                )
+                continue
+            key = value[key_field]
+            if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
+                yield key, value
+            else:
+                kind = _KEY_TYPE_NAMES.get(type(key), type(key).__name__)
+                yield (
+                    lineno,
+                    InvalidItem(
+                        "TypeError",
+                        f"line {lineno}: field {key_field!r} is a {kind}; "
+                        "a key must be a string or an integer",
+                    ),
+                )
