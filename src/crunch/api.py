@@ -220,15 +220,18 @@ class _Stream(Iterator[ItemResult]):
         *,
         key: KeyFn | None,
         init: Callable[[], Any] | None,
-        options: dict[str, Any],
+        options: dict[str, Any] | None = None,
+        config: Any = None,
         keyed: bool = False,
+        progress: Any = None,
     ) -> None:
         from crunch.scheduler import Scheduler
 
-        config = prepare(fn, options)
+        if config is None:
+            config = prepare(fn, options or {})
         self.scheduler = Scheduler(fn, items, config, keyed=keyed, key=key, init=init)
         self.stats = self.scheduler.stats
-        self.progress = _progress(config, items, self.stats)
+        self.progress = progress if progress is not None else _progress(config, items, self.stats)
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.engine: _Engine | None = None
         self.batch: Iterator[ItemResult] = iter(())
@@ -241,26 +244,37 @@ class _Stream(Iterator[ItemResult]):
         for result in self.batch:
             return result
         while True:
-            if self.finished:
-                raise StopIteration
-            if self.engine is None:
-                self.engine = _Engine(self.scheduler, self.queue.put)
-            try:
-                got = self.queue.get()
-            except BaseException:
-                self.close()
-                raise
-            if got is _END or isinstance(got, _Failed):
-                self._end()
-                if isinstance(got, _Failed):
-                    raise got.exc
-                raise StopIteration
-            self.engine.credit()
-            if self.progress is not None:
-                self.progress.update(got)
-            self.batch = iter(got)
+            self.batch = iter(self.next_batch())
             for result in self.batch:
                 return result
+
+    def batches(self) -> Iterator[list[ItemResult]]:
+        """The results as the engine delivers them, a batch at a time (the CLI's pace)."""
+        while True:
+            try:
+                yield self.next_batch()
+            except StopIteration:
+                return
+
+    def next_batch(self) -> list[ItemResult]:
+        if self.finished:
+            raise StopIteration
+        if self.engine is None:
+            self.engine = _Engine(self.scheduler, self.queue.put)
+        try:
+            got = self.queue.get()
+        except BaseException:
+            self.close()
+            raise
+        if got is _END or isinstance(got, _Failed):
+            self._end()
+            if isinstance(got, _Failed):
+                raise got.exc
+            raise StopIteration
+        self.engine.credit()
+        if self.progress is not None:
+            self.progress.update(got)
+        return got
 
     def _end(self) -> None:
         self.finished = True

@@ -62,6 +62,8 @@ from crunch.backends import Backend, Lost, WorkerStartError
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
 REAP_GRACE = 2.0
+# Pools in a row whose workers all die before their initializer ran: the run cannot work.
+STARTUP_FAILURES = 2
 
 
 def hard_limit(timeout: float) -> float:
@@ -114,6 +116,7 @@ class ProcessBackend(Backend):
         self.halted = False
         self.closing = False
         self.breaks = 0
+        self.startup_failures = 0
 
     # ------------------------------------------------------------------ pool life cycle
     async def start(self) -> None:
@@ -219,6 +222,15 @@ class ProcessBackend(Backend):
         kills = dict(self.timeout_kills)
         killed_by_us = await asyncio.to_thread(_reap, pool, procs)
         rows = self._rows()  # re-read: rows are final once every worker is gone
+        if not rows and not kills:
+            # No worker got as far as its initializer: they die while starting up, and a fresh
+            # pool will too. Stop with what we know instead of restarting pools forever.
+            self.startup_failures += 1
+            if self.startup_failures >= STARTUP_FAILURES:
+                self._fail_all(broken, procs)
+                return
+        else:
+            self.startup_failures = 0
         blame: dict[int, tuple[int, FailureTuple, float]] = {}
         now = time.monotonic()
         for pid, chunk, index, started in rows:
@@ -252,6 +264,23 @@ class ProcessBackend(Backend):
         if not self.closing:
             for chunk_id in list(self.inflight):  # submitted while we were recovering
                 self._send(chunk_id)
+
+    def _fail_all(self, broken: dict[int, Any], procs: dict[int, Any]) -> None:
+        codes = sorted({p.exitcode for p in procs.values() if p.exitcode is not None})
+        error = WorkerStartError(
+            f"worker processes died while starting, before running any item (exit codes "
+            f"{codes}). Look above for their traceback. A script that starts crunch at import "
+            "time must guard it with `if __name__ == '__main__':`, because workers import "
+            "the main module."
+        )
+        self.closing = True
+        for _items, future in [*broken.values(), *self.inflight.values()]:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # the scheduler raises the first; the rest are not news
+        self.inflight.clear()
+        self.pool = None
+        self.recovering = None
 
     def halt(self) -> None:
         self.halted = True

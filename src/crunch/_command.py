@@ -1,0 +1,316 @@
+"""What ``crunch process`` and ``crunch bench`` do once Click has parsed the options.
+
+Kept apart from ``cli.py`` so that ``crunch --help`` imports only click; this module pulls in
+the engine, pydantic, orjson and structlog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+import orjson
+
+from crunch.exceptions import ConfigError, CrunchError, UsageError
+
+
+def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
+    """``-O KEY=VALUE`` pairs; a value is JSON when it parses as JSON, else the plain string."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.isidentifier():
+            problems.append(f"-O {pair!r}: expected KEY=VALUE with KEY a Python identifier")
+            continue
+        try:
+            options[name] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            options[name] = text
+    return options
+
+
+def fail_usage(problems: list[str]) -> int:
+    if len(problems) == 1:
+        click.echo(f"crunch: error: {problems[0]}", err=True)
+    else:
+        click.echo(f"crunch: error: {len(problems)} problems:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+    click.echo("Try 'crunch process --help' for help.", err=True)
+    return 2
+
+
+def run_process(**o: Any) -> int:
+    from crunch._combine import Regroup, TaskCall, expand
+    from crunch._taskspec import load_callable, resolve_task
+    from crunch.api import check_task
+    from crunch.config import RunConfig
+    from crunch.sources import check_paths
+    from crunch.tasks._ranges import parse_size
+
+    problems: list[str] = []
+    paths: tuple[str, ...] = o["paths"]
+    jsonl_file: str | None = o["jsonl_file"]
+    if jsonl_file and paths:
+        problems.append("give PATHs or --jsonl FILE, not both")
+    if not jsonl_file and not paths:
+        problems.append("no input: give PATH..., '-' to read paths from stdin, or --jsonl FILE")
+    if paths.count("-") > 1:
+        problems.append("'-' (standard input) can be given only once")
+    if o["key_field"] and not jsonl_file:
+        problems.append("--key only applies with --jsonl")
+    if o["null"] and "-" not in paths:
+        problems.append("--null only applies when reading paths from '-'")
+    problems.extend(
+        check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
+    )
+
+    task = None
+    try:
+        task = resolve_task(o["task_spec"])
+    except UsageError as exc:
+        problems.append(str(exc))
+    options = parse_task_options(o["task_options"], problems)
+    init = None
+    if o["init_spec"]:
+        try:
+            init = load_callable(o["init_spec"], what="--init")
+        except UsageError as exc:
+            problems.append(str(exc))
+    try:
+        split_size = parse_size(o["split_size"])
+        if split_size < 1:
+            problems.append("--split-size must be at least 1 byte")
+    except (TypeError, ValueError) as exc:
+        problems.append(f"--split-size: {exc}")
+        split_size = 0
+    max_failures = 1 if o["fail_fast"] else o["max_failures"]
+    settings: dict[str, Any] = {
+        "mode": o["mode"],
+        "chunk_size": o["chunk_size"],
+        "timeout": o["timeout"],
+        "retries": o["retries"],
+        "max_failures": max_failures,
+        "ordered": o["ordered"] or o["reduce_"],  # --reduce merges in input order
+        "grace": o["grace"],
+        "scheduler": o["scheduler"],
+    }
+    if o["workers"] is not None:
+        settings["workers"] = o["workers"]
+    if o["retry_on"]:
+        settings["retry_on"] = o["retry_on"]
+    config = None
+    try:
+        config = RunConfig.build(**settings)
+    except ConfigError as exc:
+        problems.extend(f"--{p.replace('_', '-')}" for p in exc.problems)
+    if o["reduce_"] and task is not None and not task.reduces:
+        problems.append(f"--reduce: task {task.name!r} has no combiner to reduce with")
+    if o["reduce_"] and o["resume"]:
+        problems.append("--reduce cannot be used with --resume: the total needs every item")
+    if o["resume"] and not o["output"]:
+        problems.append("--resume needs -o FILE (the records to resume from)")
+    if task is not None and config is not None:
+        try:
+            check_task(task.fn, config.mode)
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems or task is None or config is None:
+        return fail_usage(problems)
+
+    done: set[Any] = set()
+    if o["resume"]:
+        from crunch._resume import prepare_resume
+
+        try:
+            done = prepare_resume(o["output"]).done
+        except UsageError as exc:
+            return fail_usage([str(exc)])
+
+    entries = _entries(o, done)
+    entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
+    regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
+    fn = TaskCall(task, options)
+    return _drive(o, config, fn, init, entries, regroup)
+
+
+def _entries(o: dict[str, Any], done: set[Any]) -> Iterator[tuple[Any, Any]]:
+    from crunch.sources import jsonl_items, stdin_paths, walk
+
+    if o["jsonl_file"]:
+        source: Iterator[tuple[Any, Any]] = jsonl_items(o["jsonl_file"], key_field=o["key_field"])
+    else:
+        source = _paths(o, walk, stdin_paths)
+    if not done:
+        return source
+    return ((key, item) for key, item in source if key not in done)
+
+
+def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any) -> Iterator[tuple[Any, Any]]:
+    walk_options = {
+        "hidden": o["hidden"],
+        "follow_symlinks": o["follow_symlinks"],
+        "globs": o["globs"],
+        "excludes": o["excludes"],
+    }
+    roots: list[str] = []
+    for path in o["paths"]:
+        if path != "-":
+            roots.append(path)
+            continue
+        if roots:
+            yield from walk(roots, **walk_options)
+            roots = []
+        yield from stdin_paths(sys.stdin.buffer, null=o["null"])
+    if roots:
+        yield from walk(roots, **walk_options)
+
+
+def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, regroup: Any) -> int:
+    from crunch._output import RecordWriter, Summary, setup_logging
+    from crunch.api import _Stream
+    from crunch.exceptions import RunInterrupted
+
+    show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
+    run_id = uuid.uuid4().hex[:12]
+    stream = _Stream(fn, entries, key=None, init=init, config=config, keyed=True)
+    progress = None
+    if show_progress:
+        from crunch.sinks import Progress
+
+        progress = stream.progress = Progress(stream.stats)
+    log = setup_logging(fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=progress)
+    summary = Summary()
+    reduce_ = o["reduce_"]
+    out_path = o["output"]
+    sink: BinaryIO | None
+    if out_path:
+        sink = open(out_path, "ab" if o["resume"] else "wb")  # noqa: SIM115 - closed below
+    else:
+        sink = None if reduce_ else sys.stdout.buffer
+    writer = RecordWriter(sink) if sink is not None else None
+    log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        first = stream.stats.stop_signal is None
+        if first:
+            log.warning("run.stopping", signal=signal.Signals(signum).name, grace=config.grace)
+        stream.scheduler.request_stop(signum, immediate=not first)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    stopped = ""
+    started = time.monotonic()
+    try:
+        for delivered in stream.batches():
+            batch = delivered
+            if regroup is not None:
+                batch = [r for r in map(regroup.feed, batch) if r is not None]
+            if writer is not None:
+                batch = writer.write(batch)
+            summary.add(batch)
+            for result in batch:
+                if not result.ok:
+                    assert result.error is not None
+                    log.warning(
+                        "item.failed",
+                        item=result.key,
+                        kind=result.error.kind,
+                        type=result.error.type,
+                        message=result.error.message,
+                    )
+    except RunInterrupted as exc:
+        status = exc.exit_code
+        stopped = signal.Signals(exc.signum).name
+    except UsageError as exc:
+        click.echo(f"crunch: error: {exc}", err=True)
+        status = 2
+    except CrunchError as exc:
+        click.echo(f"crunch: error: {exc}", err=True)
+        status = 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stream.close()
+        if progress is not None:
+            progress.close()
+        if sink is not None and sink is not sys.stdout.buffer:
+            sink.close()
+    seconds = time.monotonic() - started
+    stats = stream.stats
+    not_run = stats.not_run + (regroup.pending() if regroup is not None else 0)
+    if reduce_ and regroup is not None and status == 0:
+        sys.stdout.buffer.write(orjson.dumps(regroup.result(), option=orjson.OPT_NON_STR_KEYS))
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+    click.echo(
+        summary.report(
+            seconds=seconds,
+            mode=config.mode,
+            workers=config.workers,
+            not_run=not_run,
+            halted=stats.halted,
+            stopped=stopped,
+        ),
+        err=True,
+    )
+    log.info(
+        "run.end", ok=summary.ok, failed=summary.failed, not_run=not_run, seconds=round(seconds, 3)
+    )
+    if status:
+        return status
+    return 1 if summary.failed or stats.halted else 0
+
+
+def run_bench(**o: Any) -> int:
+    from crunch import _bench
+    from crunch._combine import TaskCall
+    from crunch._taskspec import resolve_task
+    from crunch.config import default_workers
+    from crunch.sources import check_paths, walk
+
+    problems = check_paths(list(o["paths"]))
+    task = None
+    try:
+        task = resolve_task(o["task_spec"])
+    except UsageError as exc:
+        problems.append(str(exc))
+    options = parse_task_options(o["task_options"], problems)
+    if problems or task is None:
+        return fail_usage(problems)
+    items = [
+        item
+        for _key, item in _take(walk(list(o["paths"]), globs=o["globs"]), 100_000)
+        if isinstance(item, Path)
+    ]
+    if not items:
+        return fail_usage(["no input files found"])
+    sample = _bench.sample(items, o["sample"], seed=0)
+    workers = o["workers"] or default_workers()
+    try:
+        report = _bench.bench_modes(TaskCall(task, options), sample, workers=workers)
+    except CrunchError as exc:
+        click.echo(f"crunch: error: {exc}", err=True)
+        return exc.exit_code
+    click.echo(report.table())
+    if o["plot"]:
+        try:
+            _bench.plot(report, o["plot"])
+        except UsageError as exc:
+            click.echo(f"crunch: error: {exc}", err=True)
+            return 2
+        click.echo(f"plot written to {o['plot']}", err=True)
+    return 0
+
+
+def _take(iterator: Iterator[Any], n: int) -> Iterator[Any]:
+    with contextlib.suppress(StopIteration):
+        for _ in range(n):
+            yield next(iterator)

@@ -1,0 +1,122 @@
+"""Turning ``--task`` and ``--init`` text into callables the workers can run.
+
+- a NAME from the ``crunch.tasks`` entry-point group (the built-ins are registered there too);
+- ``package.module:function`` (a function, or a ``Task`` object);
+- ``path/to/file.py:function``: loaded from the file. Workers load it again from the same
+  path (``FileFunction`` pickles as the path and the name, not the code), so process mode works
+  without putting the file on ``sys.path``. Such a file is *run*: only name files you trust.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from crunch.exceptions import UsageError
+from crunch.tasks import Task
+
+GROUP = "crunch.tasks"
+
+
+def registered() -> dict[str, Any]:
+    """Entry points of the ``crunch.tasks`` group, by name."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def all_tasks() -> list[Task]:
+    """Every registered task, loaded, in name order."""
+    return [_as_task(name, ep.load()) for name, ep in sorted(registered().items())]
+
+
+def resolve_task(spec: str) -> Task:
+    """The task named by ``spec``; an unknown name lists the known ones and the closest match."""
+    if ":" not in spec:
+        tasks = registered()
+        if spec not in tasks:
+            known = sorted(tasks)
+            close = difflib.get_close_matches(spec, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(
+                f"unknown task {spec!r}{hint} Known tasks: {', '.join(known)}. "
+                "Or give module:function or path/to/file.py:function."
+            )
+        return _as_task(spec, tasks[spec].load())
+    return _as_task(spec, load_callable(spec, what="task"))
+
+
+def load_callable(spec: str, *, what: str) -> Any:
+    """Import ``module:function`` or ``file.py:function``; errors say what was not found."""
+    target, _, name = spec.rpartition(":")
+    if not target or not name:
+        raise UsageError(f"{what} {spec!r}: expected module:function or path/to/file.py:function")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise UsageError(f"{what} {spec!r}: no such file {target!r}")
+        function = FileFunction(str(path.resolve()), name)
+        function.load()  # fail now, in the parent, if the file or the name is wrong
+        return function
+    try:
+        module = importlib.import_module(target)
+    except ImportError as exc:
+        raise UsageError(f"{what} {spec!r}: cannot import module {target!r}: {exc}") from exc
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise UsageError(f"{what} {spec!r}: module {target!r} has no {name!r}") from None
+
+
+def _as_task(name: str, obj: Any) -> Task:
+    if isinstance(obj, Task):
+        return obj
+    if not callable(obj):
+        raise UsageError(f"task {name!r} is neither a function nor a crunch Task")
+    doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+    return Task(name=name, summary=doc[0] if doc else "", fn=obj)
+
+
+@functools.cache
+def _load_file_module(path: str) -> Any:
+    module_name = f"crunch_task_{abs(hash(path)):x}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot load Python file {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UsageError(f"loading {path!r} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+class FileFunction:
+    """A function from a ``.py`` file, picklable as (path, name) and loaded where it runs."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self.path = path
+        self.name = name
+        self.__qualname__ = name
+        self.__doc__ = None
+
+    def load(self) -> Any:
+        module = _load_file_module(self.path)
+        try:
+            target = getattr(module, self.name)
+        except AttributeError:
+            raise UsageError(f"{self.path} has no {self.name!r}") from None
+        self.__doc__ = getattr(target, "__doc__", None)
+        return target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileFunction, (self.path, self.name))
