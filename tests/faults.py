@@ -161,3 +161,46 @@ def square_init() -> None:
 
 def bad_init() -> None:
     raise RuntimeError("init refuses")
+
+
+def sleep_item(item: object) -> object:
+    """Sleeps the number of seconds in the item (a JSON number, or a record's "s")."""
+    seconds = item["s"] if isinstance(item, dict) else item
+    time.sleep(float(seconds))  # ty: ignore[invalid-argument-type]
+    return {"pid": os.getpid(), "slept": seconds}
+
+
+def record_path(path: object) -> int:
+    """Notes the path in $CRUNCH_TEST_CALLS, then returns its size (a task over files)."""
+    with open(os.environ["CRUNCH_TEST_CALLS"], "a") as f:
+        f.write(f"{path}\n")
+    return os.path.getsize(str(path))
+
+
+def fail_on_odd_name(path: object) -> int:
+    """Fails for files whose name has an odd number in it, else returns the size."""
+    name = os.path.basename(str(path))
+    digits = "".join(c for c in name if c.isdigit())
+    if digits and int(digits) % 2:
+        raise ValueError(f"odd file {name}")
+    return os.path.getsize(str(path))
+
+
+def add_offset(item: object, offset: int = 0, label: str = "") -> object:
+    """Returns the item plus ``offset`` and echoes ``label`` (checks -O parsing)."""
+    return {
+        "value": item + offset if isinstance(item, int) else item,
+        "label": label,
+        "label_type": type(label).__name__,
+    }
+
+
+_INITIALIZED: list[int] = []
+
+
+def mark_init() -> None:
+    _INITIALIZED.append(os.getpid())
+
+
+def was_initialized(item: object) -> bool:
+    return bool(_INITIALIZED)

@@ -210,7 +210,7 @@ def gen(directory: str, kind: str, files: int, seed: int, size: str) -> None:
         total = parse_size(size)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--size") from exc
-    paths = generate(directory, kind, files=files, seed=seed, size=total)  # ty: ignore[invalid-argument-type]
+    paths = generate(directory, kind, files=files, seed=seed, size=total)
     written = sum(p.stat().st_size for p in paths)
     click.echo(f"wrote {len(paths)} files, {written:,} bytes, under {directory}", err=True)
 

@@ -1,0 +1,75 @@
+"""Helpers for tests that drive the real command in a subprocess and inspect processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def crunch_cmd(*args: str) -> list[str]:
+    """The command line of ``python -m crunch ARGS``, with this interpreter."""
+    return [sys.executable, "-m", "crunch", *args]
+
+
+def env(**extra: str) -> dict[str, str]:
+    """An environment where workers can import the tests' task modules."""
+    base = dict(os.environ)
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), base.get("PYTHONPATH", "")]))
+    base.update(extra)
+    return base
+
+
+def start(*args: str, cwd: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
+    """Start the command in its own session (so a group signal reaches it and its workers)."""
+    return subprocess.Popen(
+        crunch_cmd(*args),
+        cwd=cwd,
+        env=env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def processes_with_session(sid: int) -> list[int]:
+    """Pids of live processes in session ``sid`` (a run's workers stay in its session)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, session = fields[0], int(fields[3])
+        if session == sid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (children, grandchildren...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
