@@ -73,3 +73,25 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def worker_pids(pid: int) -> list[int]:
+    """Pids of the process-mode workers of ``pid``: the children of its forkserver."""
+    pids = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"forkserver" in cmdline:
+            pids.extend(descendants(child))
+    return pids
+
+
+def read_records(path: Path) -> list[dict]:
+    """Every line of a records file, each of which must be whole JSON."""
+    import orjson
+
+    data = path.read_bytes() if path.exists() else b""
+    assert not data or data.endswith(b"\n"), "torn last line"
+    return [orjson.loads(line) for line in data.splitlines()]

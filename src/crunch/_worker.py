@@ -231,6 +231,7 @@ def init_process_worker(
     init: Callable[[], Any] | None,
     soft_timeout: float | None,
     environ: dict[str, str],
+    parent: int,
 ) -> None:
     """``ProcessPoolExecutor`` initializer: claim a slot, load the task, run the user's init."""
     global _SLOTS, _SLOT, _FN, _INIT_ERROR, _SOFT_TIMEOUT
@@ -243,7 +244,7 @@ def init_process_worker(
 
     # Ctrl-C reaches the whole foreground process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent)
     with counter.get_lock():
         _SLOT = int(counter.value)
         counter.value += 1
@@ -262,16 +263,35 @@ def init_process_worker(
         _INIT_ERROR = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
 
 
-def _die_with_parent() -> None:
-    """Linux: ask the kernel to SIGKILL this worker when its parent dies (no orphans)."""
-    try:
-        import ctypes
+def _die_with_parent(parent: int) -> None:
+    """Exit as soon as the crunch process ``parent`` is gone, even if it was SIGKILLed.
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+    Workers are children of the forkserver, not of crunch, and they hold the pipes that would
+    tell the forkserver (and an idle worker) that crunch died: without this watch, a killed
+    run would leave its workers behind forever. A pidfd (Linux) wakes us exactly when the
+    parent exits; elsewhere we poll.
+    """
+    import os
+    import threading
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(parent)
+        except ProcessLookupError:
+            os._exit(1)
+        except (AttributeError, OSError):  # pragma: no cover - no pidfd: poll instead
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(parent, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+        import select
+
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 
 
 def process_chunk(chunk_id: int, items: Sequence[Any]) -> bytes | str:

@@ -134,7 +134,15 @@ class ProcessBackend(Backend):
             self.lanes,
             mp_context=self.ctx,
             initializer=init_process_worker,
-            initargs=(table, counter, self.fn_bytes, self.init, self.timeout, dict(os.environ)),
+            initargs=(
+                table,
+                counter,
+                self.fn_bytes,
+                self.init,
+                self.timeout,
+                dict(os.environ),
+                os.getpid(),
+            ),
         )
         self.generation += 1
         self.procs = {}
@@ -222,9 +230,11 @@ class ProcessBackend(Backend):
         kills = dict(self.timeout_kills)
         killed_by_us = await asyncio.to_thread(_reap, pool, procs)
         rows = self._rows()  # re-read: rows are final once every worker is gone
-        if not rows and not kills:
-            # No worker got as far as its initializer: they die while starting up, and a fresh
-            # pool will too. Stop with what we know instead of restarting pools forever.
+        exited = any(p.exitcode is not None and p.exitcode > 0 for p in procs.values())
+        if not rows and not kills and exited:
+            # No worker got as far as its initializer and one exited on its own: they fail
+            # while starting up (a signal from outside is another story), and a fresh pool
+            # will too. Stop with what we know instead of restarting pools forever.
             self.startup_failures += 1
             if self.startup_failures >= STARTUP_FAILURES:
                 self._fail_all(broken, procs)
