@@ -14,7 +14,6 @@ from helpers import worker_pids
 
 import crunch
 
-
 MAX_KILLS = 8
 
 
@@ -44,8 +43,7 @@ def test_random_worker_kills_lose_no_item() -> None:
     began = time.monotonic()
     thread.start()
     try:
-        for result in crunch.imap(faults.slow_square, range(count), workers=2):
-            results.append(result)
+        results.extend(crunch.imap(faults.slow_square, range(count), workers=2))
     finally:
         stop.set()
         thread.join()
