@@ -29,6 +29,9 @@ FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
 Outcome = tuple[list[Any], list[float], dict[int, FailureTuple] | None]
 
 
+_CRUNCH_FRAMES = frozenset({__name__, "crunch._combine", "crunch._taskspec"})
+
+
 class Lane(Protocol):
     def begin(self, index: int) -> bool: ...
     def end(self) -> None: ...
@@ -49,8 +52,8 @@ def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
         message = f"<str() of the exception failed: {type(inner).__name__}>"
     try:
         tb = exc.__traceback__
-        # Drop this module's own frame so the traceback starts in the task.
-        if tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+        # Drop crunch's own frames so the traceback starts in the task.
+        while tb is not None and tb.tb_frame.f_globals.get("__name__") in _CRUNCH_FRAMES:
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(exc), exc, tb))
     except BaseException:  # noqa: BLE001
