@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import pickle
 import queue
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crunch._feed import KeyFn
 from crunch.results import BatchResult, ItemResult
+
+if TYPE_CHECKING:
+    from crunch.scheduler import Batch
 
 CREDITS = 8  # result batches that may wait for the caller before the engine pauses
 
@@ -41,12 +45,16 @@ def run(
     stream = _Stream(fn, items, key=key, init=init, options=options)
     batch = BatchResult()
     succeeded, failed = batch.succeeded, batch.failed
-    for result in stream:
-        if result.ok:
-            succeeded[result.key] = result.value
-        else:
-            assert result.error is not None
-            failed[result.key] = result.error
+    try:
+        for results in stream.batches():
+            succeeded.update(results.ok_pairs())
+            for result in results.others:
+                if result.ok:
+                    succeeded[result.key] = result.value
+                else:
+                    failed[result.key] = result.error
+    finally:
+        stream.close()
     batch.not_run = stream.stats.not_run
     batch.seconds = stream.stats.ended - stream.stats.started
     return batch
@@ -65,7 +73,15 @@ def imap(
     Memory stays bounded however many items there are: input is read only as fast as results
     are consumed. Options are validated, and ``fn`` checked, before this returns.
     """
-    return _Stream(fn, items, key=key, init=init, options=options)
+    return _iterate(_Stream(fn, items, key=key, init=init, options=options))
+
+
+def _iterate(stream: _Stream) -> Iterator[ItemResult]:
+    # A generator over C-level chaining: the per-item cost of iterating stays in nanoseconds.
+    try:
+        yield from itertools.chain.from_iterable(stream.batches())
+    finally:
+        stream.close()
 
 
 def amap(
@@ -248,7 +264,7 @@ class _Stream(Iterator[ItemResult]):
             for result in self.batch:
                 return result
 
-    def batches(self) -> Iterator[list[ItemResult]]:
+    def batches(self) -> Iterator[Batch]:
         """The results as the engine delivers them, a batch at a time (the CLI's pace)."""
         while True:
             try:
@@ -256,7 +272,7 @@ class _Stream(Iterator[ItemResult]):
             except StopIteration:
                 return
 
-    def next_batch(self) -> list[ItemResult]:
+    def next_batch(self) -> Batch:
         if self.finished:
             raise StopIteration
         if self.engine is None:

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import heapq
+import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -46,6 +48,58 @@ from crunch.results import Failure, ItemResult
 # An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
 SUSPECT_LIMIT = 3
 MAX_BACKOFF = 30.0  # seconds
+
+
+# tuple.__new__ bound to ItemResult: builds a result in C, without NamedTuple._make's Python frame.
+_make_result = functools.partial(tuple.__new__, ItemResult)
+
+
+class Batch:
+    """The results of one finished chunk, made as the caller iterates over them.
+
+    Items that all succeeded at the first try travel as three parallel sequences; each
+    ``ItemResult`` is built only when iterated, and so lives briefly: a million results made
+    at once would each be promoted by the cyclic garbage collector, and each full collection
+    would scan them all again. The rest (failures, retried items, ordered output) are ready
+    ``ItemResult`` objects in ``others``.
+    """
+
+    __slots__ = ("keys", "others", "seconds", "values")
+
+    def __init__(
+        self,
+        keys: Sequence[Any] = (),
+        values: Sequence[Any] = (),
+        seconds: Sequence[float] = (),
+        others: Sequence[ItemResult] = (),
+    ) -> None:
+        self.keys = keys
+        self.values = values
+        self.seconds = seconds
+        self.others = others
+
+    def __len__(self) -> int:
+        return len(self.values) + len(self.others)
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        ok = zip(
+            self.keys,
+            repeat(True),
+            self.values,
+            repeat(None),
+            self.seconds,
+            repeat(1),
+            strict=False,
+        )
+        return itertools.chain(map(_make_result, ok), self.others)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.others if not r.ok)
+
+    def ok_pairs(self) -> Iterator[tuple[Any, Any]]:
+        """(key, value) of the items that succeeded at the first try, without ItemResults."""
+        return zip(self.keys, self.values)
 
 
 @dataclass(slots=True)
@@ -117,6 +171,7 @@ class Scheduler:
             collections.deque()
         )
         self.inflight: dict[int, _Chunk] = {}
+        self.early_done: dict[int, _Chunk] = {}  # finished, freed from the window, not absorbed
         self.redo: collections.deque[_Redo] = collections.deque()
         self.retry_heap: list[tuple[float, int, Any, Any, int]] = []
         self.held: dict[int, ItemResult] = {}  # ordered mode: finished, waiting for earlier
@@ -132,7 +187,7 @@ class Scheduler:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._stop, signum, immediate)
 
-    async def results(self) -> AsyncIterator[list[ItemResult]]:
+    async def results(self) -> AsyncIterator[Batch]:
         """Run everything; yield result batches as chunks finish (in input order if asked)."""
         self.loop = asyncio.get_running_loop()
         config = self.config
@@ -164,14 +219,15 @@ class Scheduler:
                     break
                 await self.wake.wait()
                 self.wake.clear()
+                self._refill_early()
                 while self.completed:
                     chunk, future = self.completed.popleft()
                     batch = self._absorb(chunk, _outcome_of(chunk, future))
-                    if batch:
+                    if batch is not None:
                         yield batch
             tail = self._finish_order()
             if tail:
-                yield tail
+                yield Batch(others=tail)
             clean = True
         finally:
             self.stats.ended = time.monotonic()
@@ -219,6 +275,22 @@ class Scheduler:
             assert self.backend is not None
             future = self.backend.submit(chunk.id, chunk.items)
             future.add_done_callback(lambda f, c=chunk: self._on_done(c, f))
+
+    def _refill_early(self) -> None:
+        """Hand workers new chunks *before* digesting finished ones, so they never wait on us.
+
+        A finished chunk whose outcome is whole frees its window slot at once; the rest (lost
+        chunks, which may bring items back) are counted in flight until absorbed.
+        """
+        for chunk, future in self.completed:
+            if (
+                chunk.id in self.inflight
+                and not future.cancelled()
+                and future.exception() is None
+                and not isinstance(future.result(), Lost)
+            ):
+                self.early_done[chunk.id] = self.inflight.pop(chunk.id)
+        self._fill()
 
     def _on_done(self, chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> None:
         self.completed.append((chunk, future))
@@ -275,8 +347,26 @@ class Scheduler:
             self.loop.call_at(heap[0][0], self.wake.set)
 
     # ------------------------------------------------------------------ results
-    def _absorb(self, chunk: _Chunk, outcome: Outcome | Lost) -> list[ItemResult]:
-        del self.inflight[chunk.id]
+    def _absorb(self, chunk: _Chunk, outcome: Outcome | Lost) -> Batch | None:
+        if self.inflight.pop(chunk.id, None) is None:
+            del self.early_done[chunk.id]
+        if (
+            type(outcome) is tuple
+            and not outcome[2]
+            and chunk.attempts is None
+            and not self.config.ordered
+        ):
+            # The common case: every item ok at the first try. Results are made lazily as
+            # the caller iterates (see Batch), so nothing per item happens here.
+            values, seconds, _ = outcome
+            done = len(values)
+            self.stats.not_run += len(chunk.items) - done
+            if not done:
+                return None
+            self.sizer.observe(done, sum(seconds))
+            self.stats.ok += done
+            self.stats.done += done
+            return Batch(chunk.keys[:done], values, seconds)
         results: list[ItemResult] = []
         if isinstance(outcome, Lost):
             self._absorb_lost(chunk, outcome, results)
@@ -285,7 +375,8 @@ class Scheduler:
             not_started = len(chunk.items) - len(outcome[0])
             if not_started:
                 self.stats.not_run += not_started
-        return self._emit(results)
+        results = self._emit(results)
+        return Batch(others=results) if results else None
 
     def _absorb_outcome(
         self, chunk: _Chunk, outcome: Outcome, results: list[ItemResult], base: int
@@ -297,13 +388,8 @@ class Scheduler:
         if not failures and chunk.attempts is None:
             results.extend(
                 map(
-                    ItemResult,
-                    chunk.keys[:done],
-                    repeat(True),
-                    values,
-                    repeat(None),
-                    seconds,
-                    repeat(1),
+                    _make_result,
+                    zip(chunk.keys[:done], repeat(True), values, repeat(None), seconds, repeat(1)),
                 )
             )
             if self.config.ordered:
