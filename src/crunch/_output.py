@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any, BinaryIO, TextIO
 
 import orjson
@@ -43,7 +44,7 @@ class RecordWriter:
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
 
-    def write(self, results: list[ItemResult]) -> list[ItemResult]:
+    def write(self, results: Iterable[ItemResult]) -> list[ItemResult]:
         """Write one line per result; returns the results as recorded."""
         lines = []
         recorded = []
@@ -71,7 +72,7 @@ class Summary:
     def failed(self) -> int:
         return sum(self.kinds.values())
 
-    def add(self, results: list[ItemResult]) -> None:
+    def add(self, results: Iterable[ItemResult]) -> None:
         for result in results:
             if result.ok:
                 self.ok += 1

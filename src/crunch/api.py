@@ -49,7 +49,7 @@ def run(
         for results in stream.batches():
             succeeded.update(results.ok_pairs())
             for result in results.others:
-                if result.ok:
+                if result.error is None:
                     succeeded[result.key] = result.value
                 else:
                     failed[result.key] = result.error

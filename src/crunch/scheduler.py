@@ -99,7 +99,7 @@ class Batch:
 
     def ok_pairs(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) of the items that succeeded at the first try, without ItemResults."""
-        return zip(self.keys, self.values)
+        return zip(self.keys, self.values, strict=True)
 
 
 @dataclass(slots=True)

@@ -1,9 +1,10 @@
 """Dask mode: chunks run as tasks on a ``dask.distributed`` cluster, one task per chunk.
 
-    scheduler --submit(chunk)--> DaskBackend --client.submit(dask_chunk, run, task, items)-->
-        ^                             |                 dask scheduler --> dask worker thread
-        |                             |                                          |
-        +------ Outcome / Lost -------+<--- pickled outcome (bytes) or KilledWorker -+
+    scheduler --submit(chunk)--> DaskBackend --client.submit(dask_chunk, run id, task, items)
+        ^                             |                                 |
+        |                             |             dask scheduler --> a dask worker thread:
+        |                             |                                 run_chunk(fn, items)
+        +------ Outcome / Lost -------+<-- pickled outcome (bytes), or KilledWorker --+
 
 Actors
 - the client: an *asynchronous* ``distributed.Client`` on the engine's own event loop, so no
@@ -40,13 +41,15 @@ keeps a CPU busy there until it returns). The watch needs the GIL: an item stuck
 holds it also stalls the worker itself, which Dask then drops after
 ``distributed.scheduler.worker-ttl``.
 
-Tasks given by file (``path/to/task.py:function``). Before the first chunk the task is loaded
-on every worker (``Client.run``). When that fails because a module the parent loaded from a
-loose ``.py`` file is missing there, the file is uploaded to the workers with Dask's
-``UploadFile`` worker plugin (``Client.upload_file`` does the same), which also reaches workers
-that join or restart later, and is removed when the run ends. A module whose name is not its
-file's stem cannot be imported from an upload; it is sent by value instead (cloudpickle). Any
-other missing module stops the run before any item, with the worker's error.
+Tasks given by file (``path/to/task.py:function``). When the task (or ``init``) comes from a
+loose ``.py`` file, not from an installed module, the file is uploaded to the workers at the
+start of every run with Dask's ``UploadFile`` worker plugin (what ``Client.upload_file`` does),
+under the module name it has in this process (the CLI gives a file task's module a name of its
+own): the workers then import this version of the file, workers that join or restart later
+get it too, and the plugin is removed when the run ends. Then, before the first chunk, the task
+is loaded on every worker (``Client.run``): another loose module it imports that the workers
+lack is uploaded the same way; any other failure (a package missing there) stops the run
+before any item, with the worker's error.
 
 Halting is best effort: ``halt`` tells every worker (``Client.run``) to start no new item of
 this run; chunks already sent then come back short, and their unstarted items count as not
@@ -58,8 +61,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import pickle
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -79,8 +85,11 @@ LOCAL_SCHEDULER_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
 }
-CLEANUP_TIMEOUT = 10.0  # seconds for each best-effort step of closing (forget, unregister)
-CLUSTER_CLOSE_TIMEOUT = 30.0  # seconds for the local cluster to stop its worker processes
+# Seconds for each best-effort step of closing: tidying an existing cluster (halt, cancel,
+# forget the run, remove uploads), closing the client. Bounded so that a scheduler that went
+# away cannot hold the end of a run; crunch's caller waits 30 s for the engine at most.
+CLEANUP_TIMEOUT = 5.0
+CLUSTER_CLOSE_TIMEOUT = 20.0  # seconds for the local cluster to stop its worker processes
 MAX_UPLOADS = 8  # loose modules uploaded for one task before giving up (import chains)
 
 
@@ -103,30 +112,25 @@ class DaskBackend(Backend):
                 "mode 'dask' needs the optional dask extra (dask.distributed), which is not "
                 f"installed: {INSTALL_HINT}"
             ) from exc
-        self.fn = fn
-        self.init = init
         self.timeout = timeout
         self.address = address
         self.workers = workers
-        # The scheduler sizes its window from ``lanes`` before ``start``; for a cluster of
-        # our own that is exact, for an existing one ``start`` corrects it to the cluster's
-        # thread count.
+        # Exact for a cluster of our own; for an existing one ``start`` sets it to the
+        # cluster's thread count (one lane per worker thread).
         self.lanes = workers
         self.run_id = uuid.uuid4().hex
+        fn, init = _plain(fn), None if init is None else _plain(init)
         # The task's own modules when they come from loose .py files (a task given by path):
-        # uploaded at every start, so the workers run this version of the file, also after a
-        # restart; one whose name is not its file's stem cannot be imported there, and travels
-        # by value instead.
-        self.uploads: list[Path] = []
-        self.by_value: list[Any] = []
+        # uploaded at every start, so that the workers run this version of the file, also
+        # after a restart.
+        self.uploads: list[tuple[str, Path]] = []
         for module in {_module_of(f) for f in (fn, init) if f is not None}:
             path = _loose_file(module)
             if path is not None:
-                if path.stem == module.__name__:
-                    self.uploads.append(path)
-                else:
-                    self.by_value.append(module)
-        self.payload = _pickle_task(fn, init, self.by_value)
+                self.uploads.append((module.__name__, path))
+        self.fn = fn
+        self.init = init
+        self.payload = _pickle_task(fn, init)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.client: Any = None
         self.cluster: Any = None
@@ -143,17 +147,15 @@ class DaskBackend(Backend):
         self.loop = asyncio.get_running_loop()
         try:
             await self._connect()
-            for path in self.uploads:
-                await self._upload(path)
+            for name, path in self.uploads:
+                await self._upload(name, path)
             await self._check_task()
         except Exception:
-            if self.closing is not None:
-                return  # closed while starting (Ctrl-C): nothing to report
-            raise
-        finally:
-            if self.closing is not None:
-                await self._release()  # what was still starting when close() ran
-        if self.halted:
+            if self.closing is None:
+                raise
+        if self.closing is not None:  # closed while starting (Ctrl-C): nothing to report
+            await self._release()  # what was still starting when close() ran
+        elif self.halted:
             self._send_halt()
 
     async def _connect(self) -> None:
@@ -164,12 +166,22 @@ class DaskBackend(Backend):
             target: Any = self.cluster
         else:
             target = self.address
+        client = Client(target, asynchronous=True, set_as_default=False)
         try:
-            self.client = await Client(target, asynchronous=True, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+            await client
+        except Exception as exc:
+            await _quietly(client.close())
+            hint = ""
+            if str(self.address).startswith("tls://"):
+                hint = (
+                    " (tls:// takes its certificates from Dask's config: "
+                    "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+                    "distributed.comm.tls.client.key)"
+                )
             raise UsageError(
-                f"cannot connect to the dask scheduler at {self.address}: {exc}"
+                f"cannot connect to the dask scheduler at {target}: {exc}{hint}"
             ) from exc
+        self.client = client
         if self.address is not None:
             threads = await self.client.nthreads()
             self.lanes = max(1, sum(threads.values()))
@@ -198,7 +210,9 @@ class DaskBackend(Backend):
             replies = await self.client.run(dask_probe, self.payload, on_error="return")
             missing, error = None, None
             for reply in replies.values():
-                if isinstance(reply, BaseException):
+                if isinstance(reply, (OSError, TimeoutError)):
+                    continue  # that worker went away meanwhile (a restart, say)
+                if isinstance(reply, BaseException):  # crunch itself does not load there
                     error = f"{type(reply).__name__}: {reply}"
                 elif reply is not None:
                     missing, error = reply
@@ -218,24 +232,24 @@ class DaskBackend(Backend):
 
     async def _ship_module(self, name: str) -> bool:
         """Make the loose module ``name`` of this process reach the workers, if it is one."""
-        module = sys.modules.get(name)
-        path = _loose_file(module)
-        if module is None or path is None:
+        path = _loose_file(sys.modules.get(name))
+        if path is None:
             return False
-        if path.stem == name:
-            await self._upload(path)
-        else:
-            self.by_value.append(module)
-            self.payload = _pickle_task(self.fn, self.init, self.by_value)
+        await self._upload(name, path)
         return True
 
-    async def _upload(self, path: Path) -> None:
-        """Send ``path`` to every worker, present and future, and import it there."""
+    async def _upload(self, name: str, path: Path) -> None:
+        """Send module ``name`` (from ``path``) to every worker, present and future, and
+        import it there, under the name it has here (a file task's module has its own)."""
         from distributed.diagnostics.plugin import UploadFile
 
-        plugin = f"crunch-upload-{self.run_id}-{path.stem}"
-        await self.client.register_plugin(UploadFile(str(path)), name=plugin)
-        self.plugins.append(plugin)
+        with tempfile.TemporaryDirectory() as tmp:
+            if path.stem != name:
+                path = Path(shutil.copyfile(path, Path(tmp, f"{name}.py")))
+            plugin = UploadFile(str(path))  # reads the file now
+        key = f"crunch-upload-{self.run_id}-{name}"
+        await self.client.register_plugin(plugin, name=key)
+        self.plugins.append(key)
 
     async def close(self, *, kill: bool) -> None:
         if self.closing is None:
@@ -250,18 +264,25 @@ class DaskBackend(Backend):
             collector.cancel()
             if not future.done():
                 future.set_result(Lost(rerun=range(len(items))))
-        client = self.client
-        if client is not None:
-            if kill or pending:
-                await _quietly(client.run(_halt_run, self.run_id, on_error="ignore"))
-                if pending:
-                    await _quietly(client.cancel([p[2] for p in pending], force=True))
-            await _quietly(client.run(_forget_run, self.run_id, on_error="ignore"))
-            for name in self.plugins:
-                await _quietly(client.unregister_worker_plugin(name))
+        if self.client is not None and self.cluster is None:
+            # A cluster of someone else's outlives the run: leave nothing of it running there,
+            # and nothing of the run's state (a halt still on its way would recreate it).
+            if self.background:
+                await asyncio.wait(self.background, timeout=CLEANUP_TIMEOUT)
+            sent = [p[2] for p in pending]
+            await _quietly(self._tidy(self.client, sent, stop=kill or bool(sent)))
         for task in list(self.background):
             task.cancel()
         await self._release()
+
+    async def _tidy(self, client: Any, sent: list[Any], *, stop: bool) -> None:
+        if stop:
+            await client.run(_halt_run, self.run_id, on_error="ignore")
+            if sent:
+                await client.cancel(sent, force=True)
+        await client.run(_forget_run, self.run_id, on_error="ignore")
+        for name in self.plugins:
+            await client.unregister_worker_plugin(name)
 
     async def _release(self) -> None:
         """Close the client, then the local cluster (stopping its worker processes)."""
@@ -301,25 +322,11 @@ class DaskBackend(Backend):
     async def _collect(
         self, chunk_id: int, items: list[Any], future: asyncio.Future[Any], sent: Any
     ) -> None:
-        from distributed import KilledWorker
-        from distributed.client import FutureCancelledError
-
+        """Wait for one chunk's dask future and resolve the scheduler's future from it."""
         try:
-            result = await sent.result()
-        except KilledWorker:
-            outcome: Any = Lost(rerun=range(len(items)), suspect=True)
-        except FutureCancelledError as exc:
-            if self.client is None or self.client.status not in ("running", "connecting"):
-                outcome = WorkerStartError(f"lost the dask scheduler: {exc}")
-            else:  # cancelled by someone else (a cluster restart): run it again
-                outcome = Lost(rerun=range(len(items)))
-        except Exception as exc:  # noqa: BLE001 - the task itself failed, not an item
-            outcome = _task_failed(items, exc)
-        else:
-            outcome = pickle.loads(result) if isinstance(result, bytes) else result
-            if isinstance(outcome, str):
-                outcome = WorkerStartError(f"the dask workers could not start the task:\n{result}")
-        self.pending.pop(chunk_id, None)
+            outcome = await self._outcome(items, sent)
+        finally:
+            self.pending.pop(chunk_id, None)
         if future.done():
             return
         if isinstance(outcome, BaseException):
@@ -327,10 +334,26 @@ class DaskBackend(Backend):
         else:
             future.set_result(outcome)
 
+    async def _outcome(self, items: list[Any], sent: Any) -> Outcome | Lost | BaseException:
+        from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
+
+        try:
+            result = await sent.result()
+            if isinstance(result, str):
+                return WorkerStartError(f"the dask workers could not start the task:\n{result}")
+            return pickle.loads(result)
+        except KilledWorker:
+            return Lost(rerun=range(len(items)), suspect=True)
+        except FutureCancelledError as exc:
+            if self.client is None or self.client.status not in ("running", "connecting"):
+                return WorkerStartError(f"lost the dask scheduler: {exc}")
+            return Lost(rerun=range(len(items)))  # cancelled by a cluster restart: run again
+        except Exception as exc:  # noqa: BLE001 - the task failed, or its result cannot load here
+            return _task_failed(items, exc)
+
     # ------------------------------------------------------------------ supervision
-    def check_timeouts(self, now: float) -> None:
-        # Nothing to do here: the task watches its own items (see the module docstring).
-        return None
+    # No check_timeouts: each task watches its own items (see the module docstring).
 
     def halt(self) -> None:
         if self.halted:
@@ -360,20 +383,24 @@ def _unwrap(fn: Any) -> Any:
     return fn
 
 
-def _pickle_task(
-    fn: Callable[[Any], Any], init: Callable[[], Any] | None, by_value: Sequence[Any] = ()
-) -> bytes:
-    """The task and its initializer, pickled together (so they share module state when sent
-    by value); functions of ``__main__`` and of ``by_value`` modules travel by value."""
+def _plain(fn: Any) -> Any:
+    """``fn`` with a task given by file (the CLI's ``FileFunction``, which pickles as its path
+    and is loaded from that path where it runs) replaced by the function it loads: a worker on
+    another machine has no such path, but gets the module uploaded."""
+    from crunch._taskspec import FileFunction
+
+    if isinstance(fn, functools.partial):
+        inner = _plain(fn.func)
+        return fn if inner is fn.func else functools.partial(inner, *fn.args, **fn.keywords)
+    return fn.load() if isinstance(fn, FileFunction) else fn
+
+
+def _pickle_task(fn: Callable[[Any], Any], init: Callable[[], Any] | None) -> bytes:
+    """The task and its initializer, pickled together; a function of ``__main__`` (a script)
+    travels by value, as Dask sends it."""
     import cloudpickle
 
-    for module in by_value:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return cloudpickle.dumps((fn, init), protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        for module in by_value:
-            cloudpickle.unregister_pickle_by_value(module)
+    return cloudpickle.dumps((fn, init), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _module_of(fn: Callable[..., Any]) -> Any:
