@@ -103,8 +103,8 @@ def dask_cluster(
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close(timeout=10)
-        for proc in reversed(procs):  # workers first, then the scheduler
-            _stop(proc)
+        _stop(procs[1:])  # the workers first, then the scheduler
+        _stop(procs[:1])
 
 
 def _spawn(argv: list[Any], log: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -130,18 +130,20 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process's session (a worker's nanny stops its worker); SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
-    deadline = time.monotonic() + 5
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process's session (a nanny stops its worker); SIGKILL what is left."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(_group_alive(p.pid) for p in procs) and time.monotonic() < deadline:
+        for proc in procs:
+            proc.poll()  # reap the session leader, so its group can empty
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def _group_alive(pgid: int) -> bool:

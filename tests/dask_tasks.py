@@ -28,6 +28,11 @@ def slow_square(x: int) -> int:
     return x * x
 
 
+def slow_square_or_fail(x: int) -> int:
+    time.sleep(0.05)
+    return square_or_fail(x)
+
+
 def exit_on_negative(x: int) -> int:
     """``os._exit(3)`` for a negative item: it kills whichever worker runs it."""
     if x < 0:

@@ -180,6 +180,7 @@ class Scheduler:
         self.stopping = False  # no new dispatch: halted or stopped
         self.killed = False
         self.retry_timer_at = 0.0
+        self.background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ public face
     def request_stop(self, signum: int, *, immediate: bool = False) -> None:
@@ -202,8 +203,6 @@ class Scheduler:
             )
         backend = self.backend
         fixed = None if config.chunk_size == "auto" else int(config.chunk_size)
-        self.sizer = ChunkSizer(fixed, backend.lanes)
-        self.window = backend.lanes * backend.window_per_lane
         feed = make_feed(self.items, keyed=self.keyed, key=self.key, wake=self._wake_threadsafe)
         self.feed = feed
         if isinstance(self.items, Sized):
@@ -213,6 +212,9 @@ class Scheduler:
         clean = False
         try:
             await backend.start()
+            # After start: a backend may learn its lanes then (the workers of a dask cluster).
+            self.sizer = ChunkSizer(fixed, backend.lanes)
+            self.window = backend.lanes * backend.window_per_lane
             while True:
                 self._fill()
                 if not self.inflight and self._nothing_left():
@@ -427,7 +429,8 @@ class Scheduler:
     def _absorb_lost(self, chunk: _Chunk, lost: Lost, results: list[ItemResult]) -> None:
         if lost.partial is not None:
             self._absorb_outcome(chunk, lost.partial, results, 0)
-        self.stats.worker_deaths += bool(lost.blamed) or lost.suspect
+        deaths = [f for f, _ in lost.blamed.values() if f[0] == "crash"]
+        self.stats.worker_deaths += len(deaths) or lost.suspect
         for index, (failure, seconds) in lost.blamed.items():
             tries = chunk.attempts[index] if chunk.attempts else 1
             result = self._failed(chunk, index, failure, seconds, tries)
@@ -539,7 +542,9 @@ class Scheduler:
             return
         self.killed = True
         assert self.loop is not None
-        self.loop.create_task(self.backend.close(kill=True))
+        task = self.loop.create_task(self.backend.close(kill=True))
+        self.background.add(task)  # keep a reference until it is done
+        task.add_done_callback(self.background.discard)
 
     async def _watchdog(self) -> None:
         assert self.config.timeout is not None

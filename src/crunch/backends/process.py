@@ -203,8 +203,15 @@ class ProcessBackend(Backend):
         del self.inflight[chunk_id]
         if isinstance(result, str):
             future.set_exception(WorkerStartError(f"workers could not start the task:\n{result}"))
-        else:
-            future.set_result(pickle.loads(result))
+            return
+        try:
+            outcome = pickle.loads(result)
+        except Exception as exc:  # noqa: BLE001 - e.g. a value whose class the parent lacks
+            kind, type_, message, text, names = describe(exc)
+            message = f"the worker's results could not be unpickled here: {message}"
+            failure = (kind, type_, message, text, names)
+            outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(items)), (failure, 0.0)))
+        future.set_result(outcome)
 
     # ------------------------------------------------------------------ supervision
     def check_timeouts(self, now: float) -> None:
