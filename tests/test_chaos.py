@@ -14,21 +14,16 @@ from helpers import worker_pids
 
 import crunch
 
-MAX_KILLS = 8
 
-
-@pytest.mark.timeout(180)
-def test_random_worker_kills_lose_no_item() -> None:
-    """Killing random workers mid-run costs at most one item per kill, never a lost record."""
-    count = 3000
+def chaos(count: int, workers: int, max_kills: int, interval: float) -> None:
     stop = threading.Event()
     kills: list[int] = []
     rng = random.Random(7)
 
     def killer() -> None:
-        # A kill every 0.5 s at most, up to MAX_KILLS: each one replaces the whole pool, so
-        # the run must still make progress between kills.
-        while not stop.wait(0.5) and len(kills) < MAX_KILLS:
+        # A kill every ``interval`` s, up to ``max_kills``: each one replaces the whole pool,
+        # so the run must still make progress between kills.
+        while not stop.wait(interval) and len(kills) < max_kills:
             pids = worker_pids(os.getpid())
             if pids:
                 pid = rng.choice(pids)
@@ -43,7 +38,7 @@ def test_random_worker_kills_lose_no_item() -> None:
     began = time.monotonic()
     thread.start()
     try:
-        results.extend(crunch.imap(faults.slow_square, range(count), workers=2))
+        results.extend(crunch.imap(faults.slow_square, range(count), workers=workers))
     finally:
         stop.set()
         thread.join()
@@ -55,3 +50,16 @@ def test_random_worker_kills_lose_no_item() -> None:
     assert all(r.value == r.key**2 for r in results if r.ok)
     assert kills, f"the killer never found a worker in {time.monotonic() - began:.1f} s"
     print(f"{len(kills)} kills, {len(crashed)} crash records, {time.monotonic() - began:.1f} s")
+
+
+@pytest.mark.timeout(180)
+def test_random_worker_kills_lose_no_item() -> None:
+    """Killing random workers mid-run costs at most one item per kill, never a lost record."""
+    chaos(count=3000, workers=2, max_kills=8, interval=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_long_chaos_run() -> None:
+    """A longer run on 4 workers with 40 kills still records every item exactly once."""
+    chaos(count=40_000, workers=4, max_kills=40, interval=0.4)

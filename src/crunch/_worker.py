@@ -183,6 +183,8 @@ _SOFT_TIMEOUT: float | None = None
 HALT = 0  # table[0] != 0: stop starting new items
 SLOT_BASE = 1
 SLOT_WIDTH = 4  # pid, chunk id (-1 idle), item index, start time (time.monotonic)
+LOADING = -1  # item index while the chunk's items are being unpickled
+SENDING = -2  # item index while the chunk's outcome is being pickled
 
 
 def slot_offset(slot: int) -> int:
@@ -213,7 +215,7 @@ class _ProcessLane:
     def end(self) -> None:
         if self.arm is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        self.table[self.base + 1] = -1
+        self.table[self.base + 2] = SENDING
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -297,20 +299,29 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 
 
-def process_chunk(chunk_id: int, items: Sequence[Any]) -> bytes | str:
-    """The function the pool runs: one chunk in, its pickled outcome out.
+def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
+    """The function the pool runs: one pickled chunk in, its pickled outcome out.
 
+    The items arrive pickled so that this worker's slot can say "loading chunk N" while they
+    are unpickled (an item whose unpickling kills the worker is then known), and the outcome
+    leaves pickled with the slot saying "sending" (a value too big to pickle is known too).
     Returns ``str`` (the error text) instead when the worker could not load the task or its
     initializer failed: the parent then stops the run with that message.
     """
     if _INIT_ERROR is not None:
         return _INIT_ERROR
     assert _FN is not None
-    outcome = run_chunk(_FN, items, _ProcessLane(_SLOTS, _SLOT, chunk_id, _SOFT_TIMEOUT))
+    table, base = _SLOTS, slot_offset(_SLOT)
+    table[base + 2] = LOADING
+    table[base + 1] = chunk_id
+    items = pickle.loads(blob)
+    outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
     try:
         return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
         return pickle.dumps(_drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
+    finally:
+        table[base + 1] = -1
 
 
 def _drop_unpicklable(outcome: Outcome) -> Outcome:

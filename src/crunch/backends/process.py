@@ -24,9 +24,10 @@ Actors
   pending future (``BrokenProcessPool``) and terminates the other workers. We let it, reap the
   workers, then read the slot table: the item a worker was on when it died *of its own* (an exit
   status other than the pool's SIGTERM) is blamed, with its exit code or signal; the items of
-  every other chunk in flight are innocent and run again on a fresh pool. A death no row
-  explains (a worker that died between items) makes the in-flight items *suspects*: the
-  scheduler isolates them, so an item that keeps killing workers is found and failed alone.
+  every other chunk in flight are innocent and run again on a fresh pool. A worker that died
+  idle (killed from outside) blames nobody. One that died while unpickling its chunk's items
+  or pickling their results makes that chunk's items *suspects*: the scheduler runs them one
+  by one, so the item that kills workers is found and failed alone.
 """
 
 from __future__ import annotations
@@ -168,10 +169,16 @@ class ProcessBackend(Backend):
 
     def _send(self, chunk_id: int) -> None:
         assert self.pool is not None
-        items = self.inflight[chunk_id][0]
+        items, future = self.inflight[chunk_id]
         generation = self.generation
         try:
-            sent = self.pool.submit(process_chunk, chunk_id, items)
+            blob = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - an item that cannot be sent fails alone
+            del self.inflight[chunk_id]
+            future.set_result(_unsendable(items, exc))
+            return
+        try:
+            sent = self.pool.submit(process_chunk, chunk_id, blob)
         except BrokenProcessPool:
             self._broken(generation)
             return
@@ -217,8 +224,9 @@ class ProcessBackend(Backend):
     def check_timeouts(self, now: float) -> None:
         if self.hard_timeout is None or self.recovering is not None or self.closing:
             return
-        for pid, chunk, _index, started in self._rows():
-            if chunk >= 0 and now - started > self.hard_timeout and pid not in self.timeout_kills:
+        for pid, chunk, index, started in self._rows():
+            running = chunk >= 0 and index >= 0  # not loading or sending a chunk
+            if running and now - started > self.hard_timeout and pid not in self.timeout_kills:
                 self.timeout_kills[pid] = now - started
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -249,10 +257,11 @@ class ProcessBackend(Backend):
         else:
             self.startup_failures = 0
         blame: dict[int, tuple[int, FailureTuple, float]] = {}
+        suspects: set[int] = set()
         now = time.monotonic()
         for pid, chunk, index, started in rows:
             if chunk < 0 or chunk not in broken:
-                continue
+                continue  # idle, or never started: its death is no item's doing
             if pid in kills:
                 assert self.timeout is not None
                 blame[chunk] = (index, timeout_failure(self.timeout), kills[pid])
@@ -261,7 +270,12 @@ class ProcessBackend(Backend):
             code = proc.exitcode if proc is not None else None
             if pid in killed_by_us or code is None or code == -signal.SIGTERM:
                 continue  # a bystander the pool (or we) terminated
-            blame[chunk] = (index, crash_failure(code), now - started)
+            if index >= 0:
+                blame[chunk] = (index, crash_failure(code), now - started)
+            elif len(broken[chunk][0]) == 1:  # loading or sending its only item
+                blame[chunk] = (0, crash_failure(code), 0.0)
+            else:
+                suspects.add(chunk)  # one of its items, being (un)pickled: isolate them
         self.timeout_kills.clear()
         if self.closing:
             blame.clear()
@@ -276,7 +290,7 @@ class ProcessBackend(Backend):
                 rerun = [i for i in range(len(items)) if i != index]
                 future.set_result(Lost(rerun=rerun, blamed={index: (failure, seconds)}))
             else:
-                future.set_result(Lost(rerun=range(len(items)), suspect=not blame))
+                future.set_result(Lost(rerun=range(len(items)), suspect=chunk_id in suspects))
         self.recovering = None
         if not self.closing:
             for chunk_id in list(self.inflight):  # submitted while we were recovering
