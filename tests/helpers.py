@@ -36,9 +36,9 @@ def start(*args: str, cwd: Path | None = None, **extra: str) -> subprocess.Popen
     )
 
 
-def processes_with_session(sid: int) -> list[int]:
-    """Pids of live processes in session ``sid`` (a run's workers stay in its session)."""
-    found = []
+def _proc_stats() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, session id) of every process, from /proc."""
+    rows = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -47,26 +47,21 @@ def processes_with_session(sid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        state, session = fields[0], int(fields[3])
-        if session == sid and state != "Z":
-            found.append(int(entry.name))
-    return found
+        rows.append((int(entry.name), fields[0], int(fields[1]), int(fields[3])))
+    return rows
+
+
+def processes_with_session(sid: int) -> list[int]:
+    """Pids of live processes in session ``sid`` (a run's workers stay in its session)."""
+    return [pid for pid, state, _, session in _proc_stats() if session == sid and state != "Z"]
 
 
 def descendants(pid: int) -> list[int]:
     """Live descendants of ``pid`` (children, grandchildren...)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, state, parent, _ in _proc_stats():
+        if state != "Z":
+            children.setdefault(parent, []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
