@@ -56,6 +56,10 @@ class Feed:
         """Items read from the source but not yet taken."""
         raise NotImplementedError
 
+    def remaining(self) -> int | None:
+        """Items not yet taken, when that is known (a sized input, or a finished source)."""
+        return self.buffered() if self.exhausted else None
+
     def close(self) -> None:
         return None
 
@@ -77,6 +81,9 @@ class SequenceFeed(Feed):
         return self._split(start, entries)
 
     def buffered(self) -> int:
+        return len(self.items) - self.taken
+
+    def remaining(self) -> int | None:
         return len(self.items) - self.taken
 
 
@@ -137,6 +144,9 @@ class ThreadFeed(Feed):
 
     def buffered(self) -> int:
         return len(self.buffer)
+
+    def remaining(self) -> int | None:
+        return len(self.buffer) if self.done else None
 
     def close(self) -> None:
         self.stopping = True

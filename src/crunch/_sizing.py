@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-MIN_TARGET = 0.01  # seconds; ~30x the per-chunk overhead, so overhead stays near 3 %
+MIN_TARGET = 0.025  # seconds; ~30x the parent's cost per chunk (0.5-1 ms of CPU, measured)
 MAX_TARGET = 0.2  # seconds; bounds items at risk in a crash and the tail at the end
 TAIL_SHARE = 0.02  # the target as a share of the time elapsed so far
 MAX_CHUNK = 100_000  # items; bounds the memory of one chunk whatever the cost

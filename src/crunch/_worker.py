@@ -4,7 +4,7 @@ This module knows nothing of pools, schedulers or output. Every backend calls ``
 (or ``arun_chunk`` for ``async def`` tasks) with a *lane*, the small object through which the
 worker reports which item it is on and learns that it should stop starting new items:
 
-    lane.begin(i) -> bool    about to run item i; False: halt requested, start nothing more
+    lane.begin(i, t) -> bool about to run item i, at time.monotonic() t; False: halt requested
     lane.end()               the chunk is finished (or halted)
 
 An outcome is a plain tuple ``(values, seconds, failures)`` covering items ``[0, len(values))``;
@@ -33,7 +33,7 @@ _CRUNCH_FRAMES = frozenset({__name__, "crunch._combine", "crunch._taskspec"})
 
 
 class Lane(Protocol):
-    def begin(self, index: int) -> bool: ...
+    def begin(self, index: int, start: float) -> bool: ...
     def end(self) -> None: ...
 
 
@@ -79,13 +79,17 @@ def run_chunk(
     """Run ``fn`` on each item in order. ``out`` lets a thread lane share its progress live."""
     values, seconds, failures = out if out is not None else ([], [], None)
     # With ``out`` (a thread lane) ``failures`` is a dict the parent can already see.
-    perf = time.perf_counter
+    # One clock reading per item: it ends one item and starts the next (the loop's own cost,
+    # a few hundred ns, is counted in the item's seconds). monotonic: the clock the parent
+    # compares slot start times with.
+    clock = time.monotonic
+    begin = lane.begin
     append_value, append_second = values.append, seconds.append
+    start = clock()
     try:
         for index, item in enumerate(items):
-            if not lane.begin(index):
+            if not begin(index, start):
                 break
-            start = perf()
             if type(item) is InvalidItem:
                 value, failure = None, invalid_failure(item)
             else:
@@ -96,14 +100,18 @@ def run_chunk(
                 except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
                     value, failure = None, describe(exc)
                 else:
+                    now = clock()
                     append_value(value)
-                    append_second(perf() - start)
+                    append_second(now - start)
+                    start = now
                     continue
             if failures is None:
                 failures = {}
             failures[index] = failure
+            now = clock()
             append_value(value)
-            append_second(perf() - start)
+            append_second(now - start)
+            start = now
     finally:
         lane.end()
     return values, seconds, failures
@@ -121,12 +129,12 @@ async def arun_chunk(
     values: list[Any] = []
     seconds: list[float] = []
     failures: dict[int, FailureTuple] | None = None
-    perf = time.perf_counter
+    perf = time.monotonic
     try:
         for index, item in enumerate(items):
-            if not lane.begin(index):
-                break
             start = perf()
+            if not lane.begin(index, start):
+                break
             failure = None
             value = None
             try:
@@ -202,11 +210,11 @@ class _ProcessLane:
         self.arm = timeout
         table[self.base + 1] = chunk_id
 
-    def begin(self, index: int) -> bool:
+    def begin(self, index: int, start: float) -> bool:
         table = self.table
         if table[HALT]:
             return False
-        table[self.base + 3] = time.monotonic()
+        table[self.base + 3] = start
         table[self.base + 2] = index
         if self.arm is not None:
             signal.setitimer(signal.ITIMER_REAL, self.arm)

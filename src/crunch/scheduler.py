@@ -311,8 +311,7 @@ class Scheduler:
             return self._redo_chunk(self.chunk_ids)
         elapsed = time.monotonic() - self.stats.started
         feed = self.feed
-        remaining = feed.buffered() if feed.exhausted or getattr(feed, "done", False) else None
-        taken = feed.take(self.sizer.size(elapsed, remaining))
+        taken = feed.take(self.sizer.size(elapsed, feed.remaining()))
         if taken is None:
             self.stats.source_exhausted = feed.exhausted
             return None

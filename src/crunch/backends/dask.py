@@ -465,7 +465,7 @@ class _Run:
         return self.halted
 
     # The lane of a chunk run directly in the dask worker thread.
-    def begin(self, index: int) -> bool:
+    def begin(self, index: int, start: float) -> bool:
         return not self.halted
 
     def end(self) -> None:

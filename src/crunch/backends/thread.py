@@ -51,11 +51,11 @@ class Job:
         self.halted: Callable[[], bool] = _never
         self.thread: threading.Thread | None = None
 
-    def begin(self, index: int) -> bool:
+    def begin(self, index: int, start: float) -> bool:
         if self.abandoned or self.halted():
             return False
+        self.started = start  # before index: the watchdog never pairs a new index with an old time
         self.index = index
-        self.started = time.monotonic()
         return True
 
     def end(self) -> None:
