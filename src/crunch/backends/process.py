@@ -59,6 +59,7 @@ from crunch._worker import (
     timeout_failure,
 )
 from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends._startmain import mentions_main, without_main
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
@@ -101,6 +102,11 @@ class ProcessBackend(Backend):
     ) -> None:
         self.lanes = workers
         self.fn_bytes = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        # Workers re-import the caller's __main__ only if something they unpickle needs it.
+        self.with_main = mentions_main(self.fn_bytes) or (
+            init is not None and mentions_main(pickle.dumps(init, pickle.HIGHEST_PROTOCOL))
+        )
+        self.restarting = False
         self.init = init
         self.timeout = timeout
         self.hard_timeout = None if timeout is None else hard_limit(timeout)
@@ -177,8 +183,14 @@ class ProcessBackend(Backend):
             del self.inflight[chunk_id]
             future.set_result(_unsendable(items, exc))
             return
+        if not self.with_main and mentions_main(blob):
+            # Items that need __main__, and workers started without it: start them again.
+            self.with_main = True
+            self._restart_for_main()
+            return
         try:
-            sent = self.pool.submit(process_chunk, chunk_id, blob)
+            with without_main(not self.with_main):
+                sent = self.pool.submit(process_chunk, chunk_id, blob)
         except BrokenProcessPool:
             self._broken(generation)
             return
@@ -231,6 +243,19 @@ class ProcessBackend(Backend):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
+    def _restart_for_main(self) -> None:
+        """Replace the workers (started without ``__main__``) by ones that have it.
+
+        We kill them and run break recovery ourselves (the pool may have no pending future to
+        report the deaths): the chunks in flight, this unsent one included, run again on a new
+        pool; ``restarting`` tells recovery that the deaths were ours, so no item is blamed.
+        """
+        self.restarting = True
+        for pid in {row[0] for row in self._rows()} | set(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._broken(self.generation)
+
     def _broken(self, generation: int) -> None:
         if generation != self.generation or self.recovering is not None or self.closing:
             return
@@ -244,6 +269,9 @@ class ProcessBackend(Backend):
         broken = dict(self.inflight)
         kills = dict(self.timeout_kills)
         killed_by_us = await asyncio.to_thread(_reap, pool, procs)
+        if self.restarting:  # we killed them all, to start workers with __main__
+            killed_by_us |= set(procs) | {row[0] for row in self._rows()}
+            self.restarting = False
         rows = self._rows()  # re-read: rows are final once every worker is gone
         exited = any(p.exitcode is not None and p.exitcode > 0 for p in procs.values())
         if not rows and not kills and exited:
