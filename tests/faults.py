@@ -204,3 +204,8 @@ def mark_init() -> None:
 
 def was_initialized(item: object) -> bool:
     return bool(_INITIALIZED)
+
+
+def big_result(x: int) -> bytes:
+    """A 30 MB value: slow enough to send that a kill can land mid-write."""
+    return b"x" * 30_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -63,3 +64,27 @@ def test_random_worker_kills_lose_no_item() -> None:
 def test_long_chaos_run() -> None:
     """A longer run on 4 workers with 40 kills still records every item exactly once."""
     chaos(count=40_000, workers=4, max_kills=40, interval=0.4)
+
+
+@pytest.mark.timeout(120)
+def test_worker_killed_while_sending_a_big_result_does_not_hang() -> None:
+    """A kill that truncates a result in the pipe does not hang the run; no item is lost."""
+    stop = threading.Event()
+
+    def killer() -> None:
+        for _ in range(3):
+            if stop.wait(1.0):
+                return
+            for pid in worker_pids(os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        results = list(crunch.imap(faults.big_result, range(8), workers=2, chunk_size=1))
+    finally:
+        stop.set()
+        thread.join()
+    assert sorted(r.key for r in results) == list(range(8))
+    assert all(r.ok or (r.error is not None and r.error.kind == "crash") for r in results)

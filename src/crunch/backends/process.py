@@ -64,6 +64,10 @@ from crunch.backends._startmain import mentions_main, without_main
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
 REAP_GRACE = 2.0
+# A worker found dead this long without the pool reporting it means the pool's manager thread
+# is stuck on a half-written result (see _unstick); checked every DEATH_CHECK seconds.
+DEATH_CHECK = 0.5
+DEATH_NOTICE = 1.5
 # Pools in a row whose workers all die before their initializer ran: the run cannot work.
 STARTUP_FAILURES = 2
 
@@ -124,11 +128,30 @@ class ProcessBackend(Backend):
         self.closing = False
         self.breaks = 0
         self.startup_failures = 0
+        self.health: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ pool life cycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._open_pool()
+        self.health = self.loop.create_task(self._watch_deaths())
+
+    async def _watch_deaths(self) -> None:
+        """Make sure the pool notices a dead worker (see ``_unstick``)."""
+        dead_since: dict[int, float] = {}
+        while not self.closing:
+            await asyncio.sleep(DEATH_CHECK)
+            if self.recovering is not None or self.pool is None:
+                dead_since.clear()
+                continue
+            now = time.monotonic()
+            for pid, proc in list(self.procs.items()):
+                if proc.exitcode is not None:
+                    first = dead_since.setdefault(pid, now)
+                    if now - first > DEATH_NOTICE and not getattr(self.pool, "_broken", False):
+                        await asyncio.to_thread(_unstick, self.pool)
+                        dead_since.clear()
+                        break
 
     def _open_pool(self) -> None:
         table = self.ctx.RawArray("d", SLOT_BASE + SLOT_WIDTH * self.lanes)
@@ -350,6 +373,8 @@ class ProcessBackend(Backend):
         if self.closing:
             return
         self.closing = True
+        if self.health is not None:
+            self.health.cancel()
         if self.recovering is not None:
             await self.recovering
         if self.pool is None:
@@ -385,8 +410,41 @@ def _reap(pool: ProcessPoolExecutor, procs: dict[int, Any]) -> set[int]:
                 killed.add(pid)
                 with contextlib.suppress(ProcessLookupError, AttributeError):
                     proc.kill()
-        done.join()
+        done.join(REAP_GRACE)
+    if done.is_alive():
+        _unstick(pool)
+        done.join(REAP_GRACE)
     return killed
+
+
+def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
+    """Free a pool's manager thread stuck reading half a result from a killed worker.
+
+    A worker SIGKILLed while writing its result leaves a truncated message in the result pipe,
+    and ``ProcessPoolExecutor``'s manager thread (Python 3.11) then waits in ``recv()`` for the
+    rest forever: the pool never reports the death, its futures never finish, and shutdown
+    never ends. Feeding the pipe bytes completes the message; it fails to unpickle, and the
+    pool breaks the ordinary way (every pending future gets ``BrokenProcessPool``). Called only
+    once a worker is known dead, when the pool is broken anyway.
+    """
+    queue = getattr(pool, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is None:  # pragma: no cover - a future Python without these internals
+        return
+    try:
+        fd = writer.fileno()
+        os.set_blocking(fd, False)  # never block here, whatever the reader does
+    except (OSError, ValueError):
+        return
+    filler = b"\0" * 65536
+    deadline = time.monotonic() + seconds
+    while not getattr(pool, "_broken", True) and time.monotonic() < deadline:
+        try:
+            os.write(fd, filler)
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError:
+            return
 
 
 def _unsendable(items: list[Any], exc: BaseException) -> Lost:
