@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-MIN_TARGET = 0.025  # seconds; ~30x the parent's cost per chunk (0.5-1 ms of CPU, measured)
+MIN_TARGET = 0.025  # seconds; ~30x the parent's cost per chunk in process mode (0.5-1 ms of CPU)
 MAX_TARGET = 0.2  # seconds; bounds items at risk in a crash and the tail at the end
 TAIL_SHARE = 0.02  # the target as a share of the time elapsed so far
 MAX_CHUNK = 100_000  # items; bounds the memory of one chunk whatever the cost
@@ -23,9 +23,10 @@ MAX_CHUNK = 100_000  # items; bounds the memory of one chunk whatever the cost
 class ChunkSizer:
     """Chooses the next chunk's size from an exponential moving average of item cost."""
 
-    def __init__(self, fixed: int | None, lanes: int) -> None:
+    def __init__(self, fixed: int | None, lanes: int, min_target: float = MIN_TARGET) -> None:
         self.fixed = fixed
         self.lanes = lanes
+        self.min_target = min_target
         self.cost: float | None = None  # seconds per item
 
     def observe(self, items: int, seconds: float) -> None:
@@ -41,7 +42,7 @@ class ChunkSizer:
         if self.cost is None:
             size = 1  # nothing measured yet: learn the cost from small chunks first
         else:
-            target = min(MAX_TARGET, max(MIN_TARGET, TAIL_SHARE * elapsed))
+            target = min(MAX_TARGET, max(self.min_target, TAIL_SHARE * elapsed))
             size = max(1, min(MAX_CHUNK, int(target / self.cost)))
         if remaining is not None:
             size = min(size, max(1, math.ceil(remaining / (2 * self.lanes))))

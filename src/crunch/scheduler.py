@@ -213,7 +213,7 @@ class Scheduler:
         try:
             await backend.start()
             # After start: a backend may learn its lanes then (the workers of a dask cluster).
-            self.sizer = ChunkSizer(fixed, backend.lanes)
+            self.sizer = ChunkSizer(fixed, backend.lanes, backend.min_chunk_seconds)
             self.window = backend.lanes * backend.window_per_lane
             while True:
                 self._fill()

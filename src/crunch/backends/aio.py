@@ -23,6 +23,8 @@ from crunch.backends.thread import Job, LaneJobs
 
 
 class AsyncBackend(Backend):
+    min_chunk_seconds = 0.003  # a hand-off between threads is cheap; I/O waits want concurrency
+
     def __init__(
         self,
         fn: Callable[[Any], Any],

@@ -125,6 +125,8 @@ class LaneJobs:
 class ThreadBackend(Backend):
     """N lane threads pulling jobs from one queue."""
 
+    min_chunk_seconds = 0.003  # a hand-off between threads is cheap; I/O waits want concurrency
+
     def __init__(
         self,
         fn: Callable[[Any], Any],
