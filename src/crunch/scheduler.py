@@ -372,16 +372,14 @@ class Scheduler:
         if isinstance(outcome, Lost):
             self._absorb_lost(chunk, outcome, results)
         else:
-            self._absorb_outcome(chunk, outcome, results, 0)
+            self._absorb_outcome(chunk, outcome, results)
             not_started = len(chunk.items) - len(outcome[0])
             if not_started:
                 self.stats.not_run += not_started
         results = self._emit(results)
         return Batch(others=results) if results else None
 
-    def _absorb_outcome(
-        self, chunk: _Chunk, outcome: Outcome, results: list[ItemResult], base: int
-    ) -> None:
+    def _absorb_outcome(self, chunk: _Chunk, outcome: Outcome, results: list[ItemResult]) -> None:
         values, seconds, failures = outcome
         done = len(values)
         if done:
@@ -427,7 +425,7 @@ class Scheduler:
 
     def _absorb_lost(self, chunk: _Chunk, lost: Lost, results: list[ItemResult]) -> None:
         if lost.partial is not None:
-            self._absorb_outcome(chunk, lost.partial, results, 0)
+            self._absorb_outcome(chunk, lost.partial, results)
         deaths = [f for f, _ in lost.blamed.values() if f[0] == "crash"]
         self.stats.worker_deaths += len(deaths) or lost.suspect
         for index, (failure, seconds) in lost.blamed.items():

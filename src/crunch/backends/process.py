@@ -126,7 +126,6 @@ class ProcessBackend(Backend):
         self.recovering: asyncio.Task[None] | None = None
         self.halted = False
         self.closing = False
-        self.breaks = 0
         self.startup_failures = 0
         self.health: asyncio.Task[None] | None = None
 
@@ -283,7 +282,6 @@ class ProcessBackend(Backend):
         if generation != self.generation or self.recovering is not None or self.closing:
             return
         assert self.loop is not None
-        self.breaks += 1
         self.recovering = self.loop.create_task(self._recover())
 
     async def _recover(self) -> None:
