@@ -209,3 +209,16 @@ def was_initialized(item: object) -> bool:
 def big_result(x: int) -> bytes:
     """A 30 MB value: slow enough to send that a kill can land mid-write."""
     return b"x" * 30_000_000
+
+
+def _load_only_here(pid: int) -> object:
+    if os.getpid() != pid:
+        raise RuntimeError("this item cannot be loaded in another process")
+    return LoadsOnlyHere()
+
+
+class LoadsOnlyHere:
+    """Pickles fine in the parent; unpickling it in a worker raises."""
+
+    def __reduce__(self):
+        return (_load_only_here, (os.getpid(),))

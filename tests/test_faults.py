@@ -116,3 +116,12 @@ def test_breaking_out_early_leaves_no_worker(mode: str) -> None:
         pass
     stream.close()  # type: ignore[attr-defined]
     assert [p for p in multiprocessing.active_children() if "Fork" not in p.name] == []
+
+
+def test_item_that_fails_to_load_in_the_worker_fails_alone() -> None:
+    """An item whose unpickling raises in the worker fails alone; its chunk-mates succeed."""
+    items: list[object] = [1, 2, faults.LoadsOnlyHere(), 3, 4]
+    batch = crunch.run(repr, items, mode="process", workers=2, chunk_size=5)
+    assert set(batch.failed) == {2}
+    assert "cannot be loaded" in batch.failed[2].message
+    assert set(batch.succeeded) == {0, 1, 3, 4}

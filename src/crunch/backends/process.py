@@ -237,9 +237,16 @@ class ProcessBackend(Backend):
             return
         except CancelledError:
             return
-        except BaseException as exc:  # noqa: BLE001 - the chunk could not be sent
+        except BaseException as exc:  # noqa: BLE001 - the worker could not load the chunk
+            # An item that fails to unpickle in the worker: alone, it is failed with that error;
+            # among others, they all become suspects and run one by one to find it.
             del self.inflight[chunk_id]
-            future.set_result(_unsendable(items, exc))
+            lost = (
+                _unsendable(items, exc)
+                if len(items) == 1
+                else Lost(rerun=range(len(items)), suspect=True)
+            )
+            future.set_result(lost)
             return
         del self.inflight[chunk_id]
         if isinstance(result, str):
