@@ -6,7 +6,7 @@ the engine, pydantic, orjson and structlog.
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import signal
 import sys
 import time
@@ -36,6 +36,18 @@ def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str,
     return options
 
 
+def resolve_task_and_options(o: dict[str, Any], problems: list[str]) -> tuple[Any, dict[str, Any]]:
+    """``--task`` and its ``-O`` options; what is wrong goes into ``problems``."""
+    from crunch._taskspec import resolve_task
+
+    task = None
+    try:
+        task = resolve_task(o["task_spec"])
+    except UsageError as exc:
+        problems.append(str(exc))
+    return task, parse_task_options(o["task_options"], problems)
+
+
 def fail_usage(problems: list[str]) -> int:
     if len(problems) == 1:
         click.echo(f"crunch: error: {problems[0]}", err=True)
@@ -49,7 +61,7 @@ def fail_usage(problems: list[str]) -> int:
 
 def run_process(**o: Any) -> int:
     from crunch._combine import Regroup, TaskCall, expand
-    from crunch._taskspec import load_callable, resolve_task
+    from crunch._taskspec import load_callable
     from crunch.api import check_task
     from crunch.config import RunConfig
     from crunch.sources import check_paths
@@ -72,12 +84,7 @@ def run_process(**o: Any) -> int:
         check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
     )
 
-    task = None
-    try:
-        task = resolve_task(o["task_spec"])
-    except UsageError as exc:
-        problems.append(str(exc))
-    options = parse_task_options(o["task_options"], problems)
+    task, options = resolve_task_and_options(o, problems)
     init = None
     if o["init_spec"]:
         try:
@@ -272,22 +279,16 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
 def run_bench(**o: Any) -> int:
     from crunch import _bench
     from crunch._combine import TaskCall
-    from crunch._taskspec import resolve_task
     from crunch.config import default_workers
     from crunch.sources import check_paths, walk
 
     problems = check_paths(list(o["paths"]))
-    task = None
-    try:
-        task = resolve_task(o["task_spec"])
-    except UsageError as exc:
-        problems.append(str(exc))
-    options = parse_task_options(o["task_options"], problems)
+    task, options = resolve_task_and_options(o, problems)
     if problems or task is None:
         return fail_usage(problems)
     items = [
         item
-        for _key, item in _take(walk(list(o["paths"]), globs=o["globs"]), 100_000)
+        for _key, item in itertools.islice(walk(list(o["paths"]), globs=o["globs"]), 100_000)
         if isinstance(item, Path)
     ]
     if not items:
@@ -308,9 +309,3 @@ def run_bench(**o: Any) -> int:
             return 2
         click.echo(f"plot written to {o['plot']}", err=True)
     return 0
-
-
-def _take(iterator: Iterator[Any], n: int) -> Iterator[Any]:
-    with contextlib.suppress(StopIteration):
-        for _ in range(n):
-            yield next(iterator)
