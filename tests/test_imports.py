@@ -11,6 +11,8 @@ DOCUMENTED = {
     "run",
     "imap",
     "amap",
+    "jsonl",
+    "files",
     "BatchResult",
     "ItemResult",
     "Failure",

@@ -4,6 +4,7 @@
     batch = crunch.run(fn, items, workers=8)          # -> BatchResult
     for r in crunch.imap(fn, items, workers=8): ...   # streaming, bounded memory
     async for r in crunch.amap(fn, items): ...        # the same, for async code
+    crunch.imap(fn, crunch.jsonl("records.jsonl"))     # workers read and decode the lines
 
 Importing crunch stays light: the engine, pydantic, click, tqdm and dask load when used.
 """
@@ -28,6 +29,7 @@ from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
 
 if TYPE_CHECKING:
     from crunch.config import RunConfig
+    from crunch.sources import files, jsonl
 
 try:
     __version__ = version("crunch")
@@ -50,15 +52,21 @@ __all__ = [
     "UsageError",
     "__version__",
     "amap",
+    "files",
     "imap",
+    "jsonl",
     "run",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # RunConfig pulls in pydantic; load it only when asked for.
+    # RunConfig pulls in pydantic, the sources orjson and re; load them only when asked for.
     if name == "RunConfig":
         from crunch.config import RunConfig
 
         return RunConfig
+    if name in ("jsonl", "files"):
+        from crunch import sources
+
+        return getattr(sources, name)
     raise AttributeError(f"module 'crunch' has no attribute {name!r}")

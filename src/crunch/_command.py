@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -141,11 +141,25 @@ def run_process(**o: Any) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
 
-    entries = _entries(o, done)
-    entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
-    regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
     fn = TaskCall(task, options)
+    if task.combiner is None:
+        # The data plane: workers read, run and encode; the parent writes their bytes.
+        return _drive(o, config, fn, init, _source(o, done), None)
+    entries = expand(_entries(o, done), task, split_size=split_size, reduce=o["reduce_"])
+    regroup = Regroup(task, options, reduce=o["reduce_"])
     return _drive(o, config, fn, init, entries, regroup)
+
+
+def _source(o: dict[str, Any], done: set[Any]) -> Any:
+    """The input as a source the workers open themselves (a JSON Lines file, or file keys)."""
+    from crunch.sources import FilesSource, JsonlSource, stdin_paths, walk
+
+    if o["jsonl_file"]:
+        return JsonlSource(o["jsonl_file"], o["key_field"], frozenset(done))
+    entries = _paths(o, walk, stdin_paths)
+    if done:
+        entries = ((key, item) for key, item in entries if key not in done)
+    return FilesSource(entries)
 
 
 def _entries(o: dict[str, Any], done: set[Any]) -> Iterator[tuple[Any, Any]]:
@@ -184,10 +198,14 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     from crunch._output import RecordWriter, Summary, setup_logging
     from crunch.api import _Stream
     from crunch.exceptions import RunInterrupted
+    from crunch.scheduler import RecordBatch
 
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
     run_id = uuid.uuid4().hex[:12]
-    stream = _Stream(fn, entries, key=None, init=init, config=config, keyed=True)
+    records = regroup is None  # workers encode the records; else the parent regroups parts
+    stream = _Stream(
+        fn, entries, key=None, init=init, config=config, keyed=True, records=records
+    )
     progress = None
     if show_progress:
         from crunch.sinks import Progress
@@ -217,22 +235,20 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     started = time.monotonic()
     try:
         for delivered in stream.batches():
+            if type(delivered) is RecordBatch:
+                if sink is not None:
+                    sink.write(delivered.blob)
+                    sink.flush()
+                summary.count(delivered.ok, delivered.failures)
+                _log_failures(log, delivered.failures)
+                continue
             batch = delivered
             if regroup is not None:
                 batch = [r for r in map(regroup.feed, batch) if r is not None]
             if writer is not None:
                 batch = writer.write(batch)
             summary.add(batch)
-            for result in batch:
-                if not result.ok:
-                    assert result.error is not None
-                    log.warning(
-                        "item.failed",
-                        item=result.key,
-                        kind=result.error.kind,
-                        type=result.error.type,
-                        message=result.error.message,
-                    )
+            _log_failures(log, [r for r in batch if not r.ok])
     except RunInterrupted as exc:
         status = exc.exit_code
         stopped = signal.Signals(exc.signum).name
@@ -274,6 +290,18 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     if status:
         return status
     return 1 if summary.failed or stats.halted else 0
+
+
+def _log_failures(log: Any, failures: Iterable[Any]) -> None:
+    for result in failures:
+        assert result.error is not None
+        log.warning(
+            "item.failed",
+            item=result.key,
+            kind=result.error.kind,
+            type=result.error.type,
+            message=result.error.message,
+        )
 
 
 def run_bench(**o: Any) -> int:

@@ -24,6 +24,34 @@ from crunch.results import Failure, ItemResult
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+def encode_record(record: dict[str, Any]) -> tuple[bytes, Any]:
+    """One record line, carefully: ``(line, None)``, or the line of the item failed instead
+    and the failure tuple that says why (its value is not JSON-serialisable)."""
+    try:
+        return orjson.dumps(record, option=_OPTS) + b"\n", None
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        failure = (
+            "error",
+            "TypeError",
+            f"the task's value is not JSON-serialisable: {exc}",
+            "",
+            ("TypeError",),
+        )
+        bad = {
+            "item": record["item"],
+            "ok": False,
+            "error": {"kind": "error", "type": "TypeError", "message": failure[2], "traceback": ""},
+            "seconds": record["seconds"],
+            "attempts": record["attempts"],
+        }
+        return orjson.dumps(bad, option=_OPTS) + b"\n", failure
+
+
+def encode_result(result: ItemResult) -> bytes:
+    """The record line of a result made in the parent (a crash, a timeout)."""
+    return encode(result)[0]
+
+
 def encode(result: ItemResult) -> tuple[bytes, ItemResult]:
     """The record line for ``result`` (and the result, replaced when its value won't encode)."""
     try:
@@ -71,6 +99,11 @@ class Summary:
     @property
     def failed(self) -> int:
         return sum(self.kinds.values())
+
+    def count(self, ok: int, failures: Iterable[ItemResult]) -> None:
+        """Add ``ok`` ok items and the failed ``failures`` (a chunk of encoded records)."""
+        self.ok += ok
+        self.add(failures)
 
     def add(self, results: Iterable[ItemResult]) -> None:
         for result in results:

@@ -1,189 +1,28 @@
-"""What runs inside a worker: one chunk of items, turned into per-item outcomes.
+"""The process-mode worker: the state of one worker process and the function the pool runs.
 
-This module knows nothing of pools, schedulers or output. Every backend calls ``run_chunk``
-(or ``arun_chunk`` for ``async def`` tasks) with a *lane*, the small object through which the
-worker reports which item it is on and learns that it should stop starting new items:
-
-    lane.begin(i, t) -> bool about to run item i, at time.monotonic() t; False: halt requested
-    lane.end()               the chunk is finished (or halted)
-
-An outcome is a plain tuple ``(values, seconds, failures)`` covering items ``[0, len(values))``;
-``failures`` maps an index to a failure tuple ``(kind, type, message, traceback, names)`` where
-``names`` are the exception's class names along its MRO (what ``--retry-on`` matches). Failures
-are built here, in the worker, from strings only, so nothing the task raised has to pickle.
+This module knows nothing of pools or schedulers. ``init_process_worker`` (the pool's
+initializer) claims a row of the shared slot table, loads the run's ``Job`` and runs the
+user's ``--init``; ``process_chunk`` opens one pickled unit, runs it with ``run_unit``
+(``crunch._runner``) through a lane that writes the position in hand into the slot table, and
+returns the outcome pickled.
 """
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import signal
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from crunch.results import InvalidItem
-
-FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
-Outcome = tuple[list[Any], list[float], dict[int, FailureTuple] | None]
-
-
-_CRUNCH_FRAMES = frozenset({__name__, "crunch._combine", "crunch._taskspec"})
-
-
-class Lane(Protocol):
-    def begin(self, index: int, start: float) -> bool: ...
-    def end(self) -> None: ...
-
-
-class ItemTimeout(BaseException):
-    """Raised inside a task by the soft per-item timer (process mode); never escapes the worker.
-
-    A ``BaseException`` so that a task's ``except Exception`` cannot swallow it.
-    """
-
-
-def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
-    """A failure tuple for ``exc``: its type name, message and traceback text, all strings."""
-    try:
-        message = str(exc)
-    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not break the worker
-        message = f"<str() of the exception failed: {type(inner).__name__}>"
-    try:
-        tb = exc.__traceback__
-        # Drop crunch's own frames so the traceback starts in the task.
-        while tb is not None and tb.tb_frame.f_globals.get("__name__") in _CRUNCH_FRAMES:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:  # noqa: BLE001
-        text = ""
-    names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
-    return (kind, type(exc).__name__, message, text, names)
-
-
-def timeout_failure(seconds: float) -> FailureTuple:
-    return ("timeout", "TimeoutError", f"item exceeded the {seconds:g} s timeout", "", ())
-
-
-def invalid_failure(item: InvalidItem) -> FailureTuple:
-    return ("error", item.type, item.message, "", (item.type,))
-
-
-def run_chunk(
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    lane: Lane,
-    out: Outcome | None = None,
-) -> Outcome:
-    """Run ``fn`` on each item in order. ``out`` lets a thread lane share its progress live."""
-    values, seconds, failures = out if out is not None else ([], [], None)
-    # With ``out`` (a thread lane) ``failures`` is a dict the parent can already see.
-    # One clock reading per item: it ends one item and starts the next (the loop's own cost,
-    # a few hundred ns, is counted in the item's seconds). monotonic: the clock the parent
-    # compares slot start times with.
-    clock = time.monotonic
-    begin = lane.begin
-    append_value, append_second = values.append, seconds.append
-    start = clock()
-    try:
-        for index, item in enumerate(items):
-            if not begin(index, start):
-                break
-            if type(item) is InvalidItem:
-                value, failure = None, invalid_failure(item)
-            else:
-                try:
-                    value = fn(item)
-                except ItemTimeout:
-                    value, failure = None, timeout_failure(_SOFT_TIMEOUT or 0.0)
-                except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
-                    value, failure = None, describe(exc)
-                else:
-                    now = clock()
-                    append_value(value)
-                    append_second(now - start)
-                    start = now
-                    continue
-            if failures is None:
-                failures = {}
-            failures[index] = failure
-            now = clock()
-            append_value(value)
-            append_second(now - start)
-            start = now
-    finally:
-        lane.end()
-    return values, seconds, failures
-
-
-async def arun_chunk(
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    lane: Lane,
-    timeout: float | None,
-) -> Outcome:
-    """The ``async def`` twin of ``run_chunk``: each item awaited, cancelled at ``timeout``."""
-    import asyncio
-
-    values: list[Any] = []
-    seconds: list[float] = []
-    failures: dict[int, FailureTuple] | None = None
-    perf = time.monotonic
-    try:
-        for index, item in enumerate(items):
-            start = perf()
-            if not lane.begin(index, start):
-                break
-            failure = None
-            value = None
-            try:
-                if type(item) is InvalidItem:
-                    failure = invalid_failure(item)
-                else:
-                    value = await asyncio.wait_for(fn(item), timeout)
-            except TimeoutError:
-                failure = (
-                    timeout_failure(timeout)
-                    if timeout is not None and perf() - start >= timeout * 0.999
-                    else describe(_current_exception())
-                )
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                failure = describe(exc)
-            values.append(value)
-            seconds.append(perf() - start)
-            if failure is not None:
-                failures = failures or {}
-                failures[index] = failure
-    finally:
-        lane.end()
-    return values, seconds, failures
-
-
-def _current_exception() -> BaseException:
-    import sys
-
-    exc = sys.exc_info()[1]
-    assert exc is not None
-    return exc
-
-
-def is_async_task(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, also behind ``functools.partial``."""
-    inner: Any = fn
-    while hasattr(inner, "func"):
-        inner = inner.func
-    return inspect.iscoroutinefunction(inner)
-
+from crunch._runner import ItemFailure, ItemTimeout, UnitOutcome, describe, item_positions, run_unit
 
 # --------------------------------------------------------------------------- process workers
 # The state of one worker process, set once by ``init_process_worker``.
 
 _SLOTS: Any = None  # the shared slot table (see backends/process.py)
 _SLOT: int = -1  # this worker's slot index in it
-_FN: Callable[[Any], Any] | None = None
+_JOB: Any = None
 _INIT_ERROR: str | None = None
 _SOFT_TIMEOUT: float | None = None
 
@@ -227,27 +66,28 @@ class _ProcessLane:
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
-    # The timer can fire just after the task returned, while crunch's own loop runs: the item
-    # finished in time then, so the alarm is ignored rather than raised into crunch's code.
-    if frame is not None and frame.f_code in _OWN_CODE:
+    # The timer can fire just after the task returned, while crunch's own loop runs (decoding
+    # the next line, building a record): the item finished in time then, so the alarm is
+    # ignored rather than raised into crunch's code.
+    if frame is not None and frame.f_globals.get("__name__") in _OWN_MODULES:
         return
     raise ItemTimeout
 
 
-_OWN_CODE = frozenset({run_chunk.__code__, _ProcessLane.begin.__code__, _ProcessLane.end.__code__})
+_OWN_MODULES = frozenset({__name__, "crunch._runner", "crunch._units", "crunch.sources"})
 
 
 def init_process_worker(
     table: Any,
     counter: Any,
-    fn_bytes: bytes,
+    job_bytes: bytes,
     init: Callable[[], Any] | None,
     soft_timeout: float | None,
     environ: dict[str, str],
     parent: int,
 ) -> None:
     """``ProcessPoolExecutor`` initializer: claim a slot, load the task, run the user's init."""
-    global _SLOTS, _SLOT, _FN, _INIT_ERROR, _SOFT_TIMEOUT
+    global _SLOTS, _SLOT, _JOB, _INIT_ERROR, _SOFT_TIMEOUT
     import os
 
     # Forkserver workers inherit the environment the server started with, possibly long ago;
@@ -269,7 +109,7 @@ def init_process_worker(
     if soft_timeout is not None:
         signal.signal(signal.SIGALRM, _on_alarm)
     try:
-        _FN = pickle.loads(fn_bytes)
+        _JOB = pickle.loads(job_bytes)
         if init is not None:
             init()
     except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
@@ -308,44 +148,58 @@ def _die_with_parent(parent: int) -> None:
 
 
 def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
-    """The function the pool runs: one pickled chunk in, its pickled outcome out.
+    """The function the pool runs: one pickled ``(unit, attempts)`` in, its pickled outcome out.
 
-    The items arrive pickled so that this worker's slot can say "loading chunk N" while they
-    are unpickled (an item whose unpickling kills the worker is then known), and the outcome
+    The unit arrives pickled so that this worker's slot can say "loading chunk N" while it is
+    unpickled (an item whose unpickling kills the worker is then known), and the outcome
     leaves pickled with the slot saying "sending" (a value too big to pickle is known too).
     Returns ``str`` (the error text) instead when the worker could not load the task or its
     initializer failed: the parent then stops the run with that message.
     """
     if _INIT_ERROR is not None:
         return _INIT_ERROR
-    assert _FN is not None
+    assert _JOB is not None
     table, base = _SLOTS, slot_offset(_SLOT)
     table[base + 2] = LOADING
     table[base + 1] = chunk_id
-    items = pickle.loads(blob)
-    outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
+    unit, attempts = pickle.loads(blob)
+    outcome = run_unit(
+        _JOB,
+        unit,
+        _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT),
+        attempts=attempts,
+        timeout=_SOFT_TIMEOUT,
+    )
     try:
         return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
-        return pickle.dumps(_drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
     finally:
         table[base + 1] = -1
 
 
-def _drop_unpicklable(outcome: Outcome) -> Outcome:
-    values, seconds, failures = outcome
-    failures = dict(failures or {})
+def drop_unpicklable(outcome: UnitOutcome) -> UnitOutcome:
+    """The outcome with each value that does not pickle replaced by a failure of its item."""
+    values = outcome.values
+    if values is None:
+        return outcome
+    failures = dict(outcome.failures or {})
+    positions = item_positions(outcome)
+    keys = outcome.keys
+    seconds = outcome.seconds or []
     for index, value in enumerate(values):
         try:
             pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001
             values[index] = None
             kind, type_, message, text, names = describe(exc)
-            failures[index] = (
+            failure = (
                 kind,
                 type_,
                 f"the task's return value could not be pickled: {message}",
                 text,
                 names,
             )
-    return values, seconds, failures
+            key = keys[index] if keys is not None else None
+            failures[positions[index]] = ItemFailure(key, failure, seconds[index])
+    return outcome._replace(failures=failures)

@@ -112,7 +112,7 @@ def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Any:
 
 def check_task(fn: Callable[[Any], Any], mode: str) -> None:
     """Refuse at once a task the chosen mode cannot run (CONTRACT §3)."""
-    from crunch._worker import is_async_task
+    from crunch._runner import is_async_task
     from crunch.exceptions import TaskNotImportableError, UsageError
 
     if not callable(fn):
@@ -240,12 +240,15 @@ class _Stream(Iterator[ItemResult]):
         config: Any = None,
         keyed: bool = False,
         progress: Any = None,
+        records: bool = False,
     ) -> None:
         from crunch.scheduler import Scheduler
 
         if config is None:
             config = prepare(fn, options or {})
-        self.scheduler = Scheduler(fn, items, config, keyed=keyed, key=key, init=init)
+        self.scheduler = Scheduler(
+            fn, items, config, keyed=keyed, key=key, init=init, records=records
+        )
         self.stats = self.scheduler.stats
         self.progress = progress if progress is not None else _progress(config, items, self.stats)
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -1,23 +1,32 @@
 """The engine: a streaming scheduler that turns every input item into exactly one result.
 
-    Feed (lazy input) --take--> chunks --submit--> Backend (sync|thread|async|process|dask)
+    Feed (lazy input) --take--> units --submit--> Backend (sync|thread|async|process|dask)
        ^                          ^                    |
-       | bounded read-ahead       | reruns, retries    | Outcome | Lost  (per chunk)
+       | cut on demand            | reruns, retries    | UnitOutcome | Lost  (per unit)
        |                          |                    v
-       +------------------- Scheduler._absorb ----> ItemResult batches --> the caller's sinks
+       +------------------- Scheduler._absorb ----> result batches --> the caller's sinks
+
+The parent handles chunks, not items. A feed cuts the input into *units* (``crunch._units``):
+a list of items, a list of file keys, or a line-aligned byte range of a JSON Lines file that
+the worker reads itself. Workers open the unit, run the task on each item and, for the command,
+encode the records; a chunk that went well comes back as one ``bytes`` (``RecordBatch``) or
+three lists (``Batch``) and nothing happens per item here. Only failures, retries, crashes and
+``ordered`` output are handled item by item (by *position* in the unit).
 
 One asyncio loop drives it (``Scheduler.results`` is an async generator of result batches):
 
 - *window*: at most ``lanes * window_per_lane`` chunks are in flight, so memory is bounded
   whatever the input size; each chunk's size comes from the measured item cost (_sizing).
-- *supervisor*: a chunk comes back whole (``Outcome``) or not (``Lost``, see backends). Lost
-  items are re-run, blamed items become ``crash``/``timeout`` records; failures whose type is
-  in ``retry_on`` go back in, after an exponential backoff with jitter, until ``retries`` runs
-  out. Every item leaves exactly once: as a record, or counted in ``not_run`` when the run is
-  halted (``max_failures``) or stopped (a signal) before it started.
+- *supervisor*: a chunk comes back whole (``UnitOutcome``) or not (``Lost``, see backends).
+  Lost positions are re-run (as a subset of their unit), blamed ones become ``crash`` or
+  ``timeout`` records; failures whose type is in ``retry_on`` go back in, after an exponential
+  backoff with jitter, until ``retries`` runs out. Every item leaves exactly once: as a record,
+  or counted in ``not_run`` when the run is halted (``max_failures``) or stopped (a signal)
+  before it started.
 - *watchdog*: with a ``timeout``, a periodic tick lets the backend abandon or kill hung items.
-- *order*: ``ordered`` holds finished results until all earlier ones are out; the window then
-  also counts held results, so one slow item cannot make the buffer grow without bound.
+- *order*: ``ordered`` holds finished results by input sequence until all earlier ones are
+  out; the window then also counts held results, so one slow item cannot make the buffer grow
+  without bound. A chunk that arrives in turn goes straight out.
 
 Nothing here writes output or knows about the command line; ``request_stop`` is the one way in
 from another thread (signal handlers).
@@ -32,14 +41,15 @@ import heapq
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
 from crunch._feed import KeyFn, make_feed
+from crunch._runner import FailureTuple, UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
-from crunch._worker import FailureTuple, Outcome
+from crunch._units import Job
 from crunch.backends import Backend, Lost, make_backend
 from crunch.config import RunConfig
 from crunch.exceptions import RunInterrupted, SourceError, UsageError
@@ -102,6 +112,28 @@ class Batch:
         return zip(self.keys, self.values, strict=True)
 
 
+class RecordBatch:
+    """The JSON Lines records of finished items, encoded by the workers, as one ``bytes``.
+
+    ``ok`` counts the ok records in ``blob``; ``failures`` are the failed items' results
+    (their records are in ``blob`` too), for the summary, the logs and the progress bar.
+    """
+
+    __slots__ = ("blob", "failures", "ok")
+
+    def __init__(self, blob: bytes, ok: int, failures: Sequence[ItemResult] = ()) -> None:
+        self.blob = blob
+        self.ok = ok
+        self.failures = failures
+
+    def __len__(self) -> int:
+        return self.ok + len(self.failures)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+
 @dataclass(slots=True)
 class RunStats:
     """Live counters, read by progress displays and the summary."""
@@ -121,27 +153,51 @@ class RunStats:
 
 
 class _Chunk:
-    __slots__ = ("attempts", "id", "items", "keys", "seqs", "suspicion")
+    """A unit in flight, and what the parent knows of its positions.
+
+    ``seqs`` gives each position's place in the input (for ``ordered``); ``keys`` the keys
+    the parent holds (None when the unit knows its own); ``attempts`` and ``suspicion`` are set
+    for reruns and retries, one entry per position.
+    """
+
+    __slots__ = ("attempts", "id", "keys", "seqs", "suspicion", "unit")
 
     def __init__(
         self,
         chunk_id: int,
+        unit: Any,
         seqs: Sequence[int],
-        keys: Sequence[Any],
-        items: list[Any],
+        keys: Sequence[Any] | None,
         attempts: list[int] | None = None,
         suspicion: list[int] | None = None,
     ) -> None:
         self.id = chunk_id
+        self.unit = unit
         self.seqs = seqs
         self.keys = keys
-        self.items = items
+        self.attempts = attempts
+        self.suspicion = suspicion
+
+    def tries(self, position: int) -> int:
+        return self.attempts[position] if self.attempts else 1
+
+
+class _Redo:
+    """One position of an earlier chunk waiting to run again."""
+
+    __slots__ = ("attempts", "chunk", "position", "suspicion")
+
+    def __init__(self, chunk: _Chunk, position: int, attempts: int, suspicion: int) -> None:
+        self.chunk = chunk
+        self.position = position
         self.attempts = attempts
         self.suspicion = suspicion
 
 
-# One item waiting to run again: (seq, key, item, attempts, suspicion).
-_Redo = tuple[int, Any, Any, int, int]
+# A held result of ordered mode: (record line or None, result or None); (None, None) is a
+# position with nothing to emit (a blank line, an item already done).
+_Held = tuple[bytes | None, ItemResult | None]
+_NOTHING: _Held = (None, None)
 
 
 class Scheduler:
@@ -155,6 +211,7 @@ class Scheduler:
         key: KeyFn | None = None,
         init: Callable[[], Any] | None = None,
         backend: Backend | None = None,
+        records: bool = False,
     ) -> None:
         self.config = config
         self.fn = fn
@@ -163,18 +220,26 @@ class Scheduler:
         self.key = key
         self.init = init
         self.backend = backend
+        # Records are encoded by the workers (the command); else values come back (library).
+        self.records = records
+        self.job = Job(
+            fn,
+            records=records,
+            key_field=getattr(items, "key_field", None),
+            skip=getattr(items, "skip", None),
+        )
         self.stats = RunStats()
         self.retry_on = frozenset(config.retry_on)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = asyncio.Event()
-        self.completed: collections.deque[tuple[_Chunk, asyncio.Future[Outcome | Lost]]] = (
-            collections.deque()
-        )
+        self.completed: collections.deque[tuple[_Chunk, asyncio.Future[Any]]] = collections.deque()
         self.inflight: dict[int, _Chunk] = {}
         self.early_done: dict[int, _Chunk] = {}  # finished, freed from the window, not absorbed
         self.redo: collections.deque[_Redo] = collections.deque()
-        self.retry_heap: list[tuple[float, int, Any, Any, int]] = []
-        self.held: dict[int, ItemResult] = {}  # ordered mode: finished, waiting for earlier
+        # (ready at, seq, tie-breaker, the redo entry)
+        self.retry_heap: list[tuple[float, int, int, _Redo]] = []
+        self.retry_ids = itertools.count()
+        self.held: dict[int, _Held] = {}  # ordered mode: finished, waiting for earlier
         self.next_seq = 0
         self.chunk_ids = 0
         self.stopping = False  # no new dispatch: halted or stopped
@@ -188,14 +253,16 @@ class Scheduler:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._stop, signum, immediate)
 
-    async def results(self) -> AsyncIterator[Batch]:
+    async def results(self) -> AsyncIterator[Batch | RecordBatch]:
         """Run everything; yield result batches as chunks finish (in input order if asked)."""
         self.loop = asyncio.get_running_loop()
         config = self.config
+        feed = make_feed(self.items, keyed=self.keyed, key=self.key, wake=self._wake_threadsafe)
+        self.feed = feed
         if self.backend is None:
             self.backend = make_backend(
                 config.mode,
-                self.fn,
+                self.job,
                 workers=config.workers,
                 timeout=config.timeout,
                 init=self.init,
@@ -203,10 +270,9 @@ class Scheduler:
             )
         backend = self.backend
         fixed = None if config.chunk_size == "auto" else int(config.chunk_size)
-        feed = make_feed(self.items, keyed=self.keyed, key=self.key, wake=self._wake_threadsafe)
-        self.feed = feed
-        if isinstance(self.items, Sized):
-            self.stats.found = len(self.items)
+        sized = feed.remaining()
+        if sized is not None:
+            self.stats.found = sized
         self.stats.started = time.monotonic()
         watchdog = self.loop.create_task(self._watchdog()) if config.timeout else None
         clean = False
@@ -224,12 +290,11 @@ class Scheduler:
                 self._refill_early()
                 while self.completed:
                     chunk, future = self.completed.popleft()
-                    batch = self._absorb(chunk, _outcome_of(chunk, future))
-                    if batch is not None:
+                    for batch in self._absorb(chunk, _outcome_of(chunk, future)):
                         yield batch
             tail = self._finish_order()
-            if tail:
-                yield Batch(others=tail)
+            if tail is not None:
+                yield tail
             clean = True
         finally:
             self.stats.ended = time.monotonic()
@@ -261,8 +326,7 @@ class Scheduler:
         self.retry_heap.clear()
         self.stats.not_run += unstarted
         self.stats.found = self.feed.taken + self.feed.buffered()
-        if self.feed.buffered():
-            self.feed.take(self.feed.buffered())
+        self.feed.drop_buffered()
 
     def _fill(self) -> None:
         """Submit chunks while the window has room and there is work."""
@@ -275,8 +339,8 @@ class Scheduler:
                 return
             self.inflight[chunk.id] = chunk
             assert self.backend is not None
-            future = self.backend.submit(chunk.id, chunk.items)
-            future.add_done_callback(lambda f, c=chunk: self._on_done(c, f))
+            future = self.backend.submit(chunk.id, chunk.unit, chunk.attempts)
+            future.add_done_callback(functools.partial(self._on_done, chunk))
 
     def _refill_early(self) -> None:
         """Hand workers new chunks *before* digesting finished ones, so they never wait on us.
@@ -294,7 +358,7 @@ class Scheduler:
                 self.early_done[chunk.id] = self.inflight.pop(chunk.id)
         self._fill()
 
-    def _on_done(self, chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> None:
+    def _on_done(self, chunk: _Chunk, future: asyncio.Future[Any]) -> None:
         self.completed.append((chunk, future))
         self.wake.set()
 
@@ -315,133 +379,151 @@ class Scheduler:
         if taken is None:
             self.stats.source_exhausted = feed.exhausted
             return None
-        seq0, keys, items = taken
+        seq0, unit, keys = taken
         self.stats.found = feed.taken + feed.buffered()
-        return _Chunk(self.chunk_ids, range(seq0, seq0 + len(items)), keys, items)
+        return _Chunk(self.chunk_ids, unit, range(seq0, seq0 + len(unit)), keys)
 
     def _redo_chunk(self, chunk_id: int) -> _Chunk:
-        """Items to run again. A suspect goes alone, so the next death names it."""
+        """Positions to run again, of one earlier unit. A suspect goes alone, so the next death
+        names it."""
         first = self.redo.popleft()
         batch = [first]
-        if not first[4]:
+        if not first.suspicion:
             limit = self.sizer.size(time.monotonic() - self.stats.started, None)
-            while self.redo and len(batch) < limit and not self.redo[0][4]:
+            while (
+                self.redo
+                and len(batch) < limit
+                and not self.redo[0].suspicion
+                and self.redo[0].chunk is first.chunk
+            ):
                 batch.append(self.redo.popleft())
+        source = first.chunk
+        positions = [r.position for r in batch]
+        keys = source.keys
         return _Chunk(
             chunk_id,
-            [r[0] for r in batch],
-            [r[1] for r in batch],
-            [r[2] for r in batch],
-            [r[3] for r in batch],
-            [r[4] for r in batch],
+            source.unit.subset(positions),
+            [source.seqs[p] for p in positions],
+            None if keys is None else [keys[p] for p in positions],
+            [r.attempts for r in batch],
+            [r.suspicion for r in batch],
         )
 
     def _release_retries(self) -> None:
         now = time.monotonic()
         heap = self.retry_heap
         while heap and heap[0][0] <= now:
-            _, seq, key, item, attempts = heapq.heappop(heap)
-            self.redo.append((seq, key, item, attempts, 0))
+            self.redo.append(heapq.heappop(heap)[3])
         if heap and heap[0][0] != self.retry_timer_at:
             assert self.loop is not None
             self.retry_timer_at = heap[0][0]
             self.loop.call_at(heap[0][0], self.wake.set)
 
     # ------------------------------------------------------------------ results
-    def _absorb(self, chunk: _Chunk, outcome: Outcome | Lost) -> Batch | None:
+    def _absorb(self, chunk: _Chunk, outcome: UnitOutcome | Lost) -> list[Any]:
         if self.inflight.pop(chunk.id, None) is None:
             del self.early_done[chunk.id]
-        if (
-            type(outcome) is tuple
-            and not outcome[2]
-            and chunk.attempts is None
-            and not self.config.ordered
-        ):
-            # The common case: every item ok at the first try. Results are made lazily as
-            # the caller iterates (see Batch), so nothing per item happens here.
-            values, seconds, _ = outcome
-            done = len(values)
-            self.stats.not_run += len(chunk.items) - done
-            if not done:
-                return None
-            self.sizer.observe(done, sum(seconds))
-            self.stats.ok += done
-            self.stats.done += done
-            return Batch(chunk.keys[:done], values, seconds)
-        results: list[ItemResult] = []
         if isinstance(outcome, Lost):
-            self._absorb_lost(chunk, outcome, results)
-        else:
-            self._absorb_outcome(chunk, outcome, results)
-            not_started = len(chunk.items) - len(outcome[0])
-            if not_started:
-                self.stats.not_run += not_started
-        results = self._emit(results)
-        return Batch(others=results) if results else None
+            return self._absorb_lost(chunk, outcome)
+        not_started = len(chunk.unit) - outcome.done
+        if not_started:
+            self.stats.not_run += not_started
+        items = outcome.items
+        if items:
+            self.sizer.observe(items, outcome.total)
+        ordered = self.config.ordered
+        seqs = chunk.seqs
+        if (
+            outcome.failures is None
+            and chunk.attempts is None
+            and (not ordered or (type(seqs) is range and seqs.start == self.next_seq))
+        ):
+            # The common case: every item ok at the first try (and, ordered, in turn): the
+            # chunk goes out as it came, and nothing per item happens here.
+            self.stats.ok += items
+            self.stats.done += items
+            batches = [self._whole(chunk, outcome)] if items else []
+            if ordered:
+                self.next_seq += outcome.done
+                tail = self._emit_held()
+                if tail is not None:
+                    batches.append(tail)
+            return batches
+        held: list[tuple[int, _Held]] = []
+        self._digest(chunk, outcome, held)
+        return self._emit(held)
 
-    def _absorb_outcome(self, chunk: _Chunk, outcome: Outcome, results: list[ItemResult]) -> None:
-        values, seconds, failures = outcome
-        done = len(values)
-        if done:
-            self.sizer.observe(done, sum(seconds))
-        if not failures and chunk.attempts is None:
-            results.extend(
-                map(
-                    _make_result,
-                    zip(chunk.keys[:done], repeat(True), values, repeat(None), seconds, repeat(1)),
-                )
+    def _whole(self, chunk: _Chunk, outcome: UnitOutcome) -> Batch | RecordBatch:
+        if outcome.blob is not None:
+            return RecordBatch(outcome.blob, outcome.items)
+        keys = outcome.keys
+        if keys is None:
+            assert chunk.keys is not None
+            keys = (
+                chunk.keys[: outcome.done]
+                if outcome.skipped is None
+                else [chunk.keys[p] for p in item_positions(outcome)]
             )
-            if self.config.ordered:
-                self._mark_seqs(chunk, results, done)
-            self.stats.ok += done
-            return
-        failures = failures or {}
-        attempts = chunk.attempts
-        for index in range(done):
-            tries = attempts[index] if attempts else 1
-            failure = failures.get(index)
+        assert outcome.values is not None and outcome.seconds is not None
+        return Batch(keys, outcome.values, outcome.seconds)
+
+    def _digest(self, chunk: _Chunk, outcome: UnitOutcome, held: list[tuple[int, _Held]]) -> None:
+        """Item by item: ok, failed for good, or back for another try."""
+        failures = outcome.failures or {}
+        positions = item_positions(outcome)
+        seqs = chunk.seqs
+        lines = outcome.blob.split(b"\n") if outcome.blob is not None else None
+        for index, position in enumerate(positions):
+            tries = chunk.tries(position)
+            failure = failures.get(position)
+            key = self._key(chunk, outcome, index, position, failure)
             if failure is None:
-                results.append(
-                    ItemResult(chunk.keys[index], True, values[index], None, seconds[index], tries)
-                )
                 self.stats.ok += 1
-            elif self._should_retry(failure, tries):
-                self._retry(chunk, index, tries)
-                results.append(_RETRYING)
+                if lines is not None:
+                    held.append((seqs[position], (lines[index] + b"\n", None)))
+                else:
+                    assert outcome.values is not None and outcome.seconds is not None
+                    result = ItemResult(
+                        key, True, outcome.values[index], None, outcome.seconds[index], tries
+                    )
+                    held.append((seqs[position], (None, result)))
+            elif self._should_retry(failure.failure, tries):
+                self._retry(chunk, position, tries)
             else:
-                results.append(self._failed(chunk, index, failure, seconds[index], tries))
-        if self.config.ordered:
-            self._mark_seqs(chunk, results, done)
-        results[:] = [r for r in results if r is not _RETRYING]
+                result = self._failed(key, failure.failure, failure.seconds, tries)
+                line = None if lines is None else lines[index] + b"\n"
+                held.append((seqs[position], (line, result)))
+        for position in outcome.skipped or ():
+            held.append((seqs[position], _NOTHING))
 
-    def _mark_seqs(self, chunk: _Chunk, results: list[ItemResult], done: int) -> None:
-        # Pair each new result with its input position for the reorder buffer.
-        start = len(results) - done
-        for offset in range(done):
-            result = results[start + offset]
-            if result is not _RETRYING:
-                self.held[chunk.seqs[offset]] = result
-        del results[start:]
+    def _key(
+        self, chunk: _Chunk, outcome: UnitOutcome, index: int, position: int, failure: Any
+    ) -> Any:
+        if chunk.keys is not None:
+            return chunk.keys[position]
+        if outcome.keys is not None:
+            return outcome.keys[index]
+        if failure is not None and failure.key is not None:
+            return failure.key
+        return chunk.unit.key_at(position, self.job)
 
-    def _absorb_lost(self, chunk: _Chunk, lost: Lost, results: list[ItemResult]) -> None:
+    def _absorb_lost(self, chunk: _Chunk, lost: Lost) -> list[Any]:
+        held: list[tuple[int, _Held]] = []
         if lost.partial is not None:
-            self._absorb_outcome(chunk, lost.partial, results)
+            if lost.partial.items:
+                self.sizer.observe(lost.partial.items, lost.partial.total)
+            self._digest(chunk, lost.partial, held)
         deaths = [f for f, _ in lost.blamed.values() if f[0] == "crash"]
         self.stats.worker_deaths += len(deaths) or lost.suspect
-        for index, (failure, seconds) in lost.blamed.items():
-            tries = chunk.attempts[index] if chunk.attempts else 1
-            result = self._failed(chunk, index, failure, seconds, tries)
-            if self.config.ordered:
-                self.held[chunk.seqs[index]] = result
-            else:
-                results.append(result)
-        for index in lost.rerun:
+        for position, (failure, seconds) in lost.blamed.items():
+            held.append(self._blame(chunk, position, failure, seconds))
+        for position in lost.rerun:
             if self.stopping:
                 self.stats.not_run += 1
                 continue
-            tries = chunk.attempts[index] if chunk.attempts else 1
-            suspicion = (chunk.suspicion[index] if chunk.suspicion else 0) + lost.suspect
-            if lost.suspect and len(chunk.items) == 1 and suspicion >= SUSPECT_LIMIT:
+            tries = chunk.tries(position)
+            suspicion = (chunk.suspicion[position] if chunk.suspicion else 0) + lost.suspect
+            if lost.suspect and len(chunk.unit) == 1 and suspicion >= SUSPECT_LIMIT:
                 failure = (
                     "crash",
                     "WorkerDied",
@@ -449,19 +531,30 @@ class Scheduler:
                     "",
                     (),
                 )
-                result = self._failed(chunk, index, failure, 0.0, tries)
-                if self.config.ordered:
-                    self.held[chunk.seqs[index]] = result
-                else:
-                    results.append(result)
+                held.append(self._blame(chunk, position, failure, 0.0))
                 continue
-            self.redo.append(
-                (chunk.seqs[index], chunk.keys[index], chunk.items[index], tries, suspicion)
-            )
+            self.redo.append(_Redo(chunk, position, tries, suspicion))
+        return self._emit(held)
 
-    def _failed(
-        self, chunk: _Chunk, index: int, failure: FailureTuple, seconds: float, tries: int
-    ) -> ItemResult:
+    def _blame(
+        self, chunk: _Chunk, position: int, failure: FailureTuple, seconds: float
+    ) -> tuple[int, _Held]:
+        """The record of a position whose worker could not report it (crash, hard timeout)."""
+        tries = chunk.tries(position)
+        key = (
+            chunk.keys[position]
+            if chunk.keys is not None
+            else chunk.unit.key_at(position, self.job)
+        )
+        result = self._failed(key, failure, seconds, tries)
+        line = None
+        if self.records:
+            from crunch._output import encode_result
+
+            line = encode_result(result)
+        return chunk.seqs[position], (line, result)
+
+    def _failed(self, key: Any, failure: FailureTuple, seconds: float, tries: int) -> ItemResult:
         kind, type_, message, text, _names = failure
         self.stats.failed += 1
         max_failures = self.config.max_failures
@@ -469,7 +562,7 @@ class Scheduler:
             self.stats.halted = True
             self._halt()
         return ItemResult(
-            chunk.keys[index],
+            key,
             False,
             None,
             Failure(kind, type_, message, text, tries),  # ty: ignore[invalid-argument-type]
@@ -485,36 +578,69 @@ class Scheduler:
             and not self.retry_on.isdisjoint(failure[4])
         )
 
-    def _retry(self, chunk: _Chunk, index: int, tries: int) -> None:
+    def _retry(self, chunk: _Chunk, position: int, tries: int) -> None:
         """Back off exponentially, with full jitter, before the next try of this item."""
         delay = min(MAX_BACKOFF, self.config.backoff * 2 ** (tries - 1))
         delay *= random.uniform(0.5, 1.5)
         ready = time.monotonic() + delay
-        entry = (ready, chunk.seqs[index], chunk.keys[index], chunk.items[index], tries + 1)
-        heapq.heappush(self.retry_heap, entry)
+        entry = _Redo(chunk, position, tries + 1, 0)
+        heapq.heappush(self.retry_heap, (ready, chunk.seqs[position], next(self.retry_ids), entry))
         self.stats.retried += 1
         assert self.loop is not None
         self.loop.call_at(ready, self.wake.set)
 
-    def _emit(self, results: list[ItemResult]) -> list[ItemResult]:
+    # ------------------------------------------------------------------ output
+    def _emit(self, held: list[tuple[int, _Held]]) -> list[Any]:
+        """Results digested item by item: out now, or (ordered) once all earlier ones are."""
         if self.config.ordered:
-            results = []
-            held, seq = self.held, self.next_seq
-            while seq in held:
-                results.append(held.pop(seq))
-                seq += 1
-            self.next_seq = seq
-        self.stats.done += len(results)
-        return results
+            self.held.update(held)
+            batch = self._emit_held()
+            return [] if batch is None else [batch]
+        if not held:
+            return []
+        batch = self._batch(entry for _seq, entry in held)
+        return [] if batch is None else [batch]
 
-    def _finish_order(self) -> list[ItemResult]:
+    def _emit_held(self) -> Batch | RecordBatch | None:
+        held, seq = self.held, self.next_seq
+        if seq not in held:
+            return None
+        entries = []
+        while seq in held:
+            entries.append(held.pop(seq))
+            seq += 1
+        self.next_seq = seq
+        return self._batch(entries)
+
+    def _batch(self, entries: Iterable[_Held]) -> Batch | RecordBatch | None:
+        lines: list[bytes] = []
+        results: list[ItemResult] = []
+        failures: list[ItemResult] = []
+        ok = 0
+        for line, result in entries:
+            if line is not None:
+                lines.append(line)
+                if result is None:
+                    ok += 1
+                else:
+                    failures.append(result)
+            elif result is not None:
+                results.append(result)
+        count = len(lines) + len(results)
+        self.stats.done += count
+        if not count:
+            return None
+        if self.records:
+            return RecordBatch(b"".join(lines), ok, failures)
+        return Batch(others=results)
+
+    def _finish_order(self) -> Batch | RecordBatch | None:
         """At the end, results held behind items that never ran go out in input order."""
         if not self.held:
-            return []
-        results = [self.held[seq] for seq in sorted(self.held)]
+            return None
+        entries = [self.held[seq] for seq in sorted(self.held)]
         self.held.clear()
-        self.stats.done += len(results)
-        return results
+        return self._batch(entries)
 
     # ------------------------------------------------------------------ stopping
     def _halt(self) -> None:
@@ -552,14 +678,11 @@ class Scheduler:
             self.backend.check_timeouts(time.monotonic())
 
 
-def _outcome_of(chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> Outcome | Lost:
+def _outcome_of(chunk: _Chunk, future: asyncio.Future[Any]) -> UnitOutcome | Lost:
     """A chunk future's outcome; a backend that failed it outright loses the chunk instead."""
     try:
         return future.result()
     except UsageError:
         raise  # the workers cannot run the task at all: the run stops with that message
     except (asyncio.CancelledError, Exception):  # noqa: BLE001 - any other loss is a rerun
-        return Lost(rerun=range(len(chunk.items)), suspect=True)
-
-
-_RETRYING: Any = object()  # placeholder for a result that went back for another try
+        return Lost(rerun=range(len(chunk.unit)), suspect=True)

@@ -27,7 +27,9 @@ class Progress:
         )
 
     def update(self, batch: list[Any]) -> None:
-        failed: int = getattr(batch, "failed", None) or sum(1 for r in batch if not r.ok)
+        failed = getattr(batch, "failed", None)
+        if failed is None:
+            failed = sum(1 for r in batch if not r.ok)
         if self.fixed_total is None:
             found = max(self.stats.found, self.bar.n + len(batch))
             if found != self.bar.total:

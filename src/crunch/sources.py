@@ -99,7 +99,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
@@ -107,7 +107,17 @@ import orjson
 
 from crunch.results import InvalidItem
 
-__all__ = ["check_paths", "glob_to_regex", "jsonl_items", "stdin_paths", "walk"]
+__all__ = [
+    "FilesSource",
+    "JsonlSource",
+    "check_paths",
+    "files",
+    "glob_to_regex",
+    "jsonl",
+    "jsonl_items",
+    "stdin_paths",
+    "walk",
+]
 
 # How much of standard input to ask for at once in NUL mode; ``read1`` returns what is there.
 _STDIN_CHUNK = 64 * 1024
@@ -535,37 +545,132 @@ def jsonl_items(path: str | Path, *, key_field: str | None = None) -> Iterator[t
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
-    loads = orjson.loads
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
-            line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
-            if not line.strip():
-                continue
-            try:
-                value = loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield lineno, InvalidItem("JSONDecodeError", f"line {lineno}: {exc}")
-                continue
-            if key_field is None:
-                yield lineno, value
-                continue
-            if not isinstance(value, dict) or key_field not in value:
-                what = "" if isinstance(value, dict) else " (the line is not an object)"
-                yield (
-                    lineno,
-                    InvalidItem("KeyError", f"line {lineno}: no field {key_field!r}{what}"),
-                )
-                continue
-            key = value[key_field]
-            if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
-                yield key, value
-            else:
-                kind = _KEY_TYPE_NAMES.get(type(key), type(key).__name__)
-                yield (
-                    lineno,
-                    InvalidItem(
-                        "TypeError",
-                        f"line {lineno}: field {key_field!r} is a {kind}; "
-                        "a key must be a string or an integer",
-                    ),
-                )
+            entry = jsonl_entry(lineno, raw, key_field)
+            if entry is not None:
+                yield entry
+
+
+def jsonl_entry(lineno: int, raw: bytes, key_field: str | None) -> tuple[Any, Any] | None:
+    """``(key, value)`` of one JSON Lines line (``lineno`` 1-based), or None for a blank one.
+
+    The one place that decides what a line is: the parent's ``jsonl_items`` and the workers'
+    line ranges (``crunch._units.JsonlUnit``) both call it.
+    """
+    line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if not line.strip():
+            return None
+        return lineno, InvalidItem("JSONDecodeError", f"line {lineno}: {exc}")
+    if key_field is None:
+        return lineno, value
+    if type(value) is not dict or key_field not in value:
+        what = "" if isinstance(value, dict) else " (the line is not an object)"
+        return lineno, InvalidItem("KeyError", f"line {lineno}: no field {key_field!r}{what}")
+    key = value[key_field]
+    if type(key) is str or type(key) is int:
+        return key, value
+    kind = _KEY_TYPE_NAMES.get(type(key), type(key).__name__)
+    return (
+        lineno,
+        InvalidItem(
+            "TypeError",
+            f"line {lineno}: field {key_field!r} is a {kind}; a key must be a string or an integer",
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources the engine hands to workers whole
+
+
+class JsonlSource:
+    """A JSON Lines file, each line one item: workers read, decode and key the lines.
+
+    Made by ``crunch.jsonl(path, key=...)``; the keys are those of ``jsonl_items``. The engine
+    cuts a regular file into line-aligned byte ranges; any other file (a pipe) is read here,
+    line by line. ``skip``: keys not to run (already done, for ``--resume``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        key_field: str | None = None,
+        skip: frozenset[Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.key_field = key_field
+        self.skip = skip or None
+
+    def regular(self) -> bool:
+        try:
+            return stat.S_ISREG(os.stat(self.path).st_mode)
+        except OSError:
+            return False
+
+    def pairs(self) -> Iterator[tuple[Any, Any]]:
+        """``(key, item)`` pairs read here, in the parent (the path for pipes)."""
+        skip = self.skip
+        for key, item in jsonl_items(self.path, key_field=self.key_field):
+            if skip is None or key not in skip:
+                yield key, item
+
+    def __repr__(self) -> str:
+        return f"crunch.jsonl({os.fspath(self.path)!r}, key={self.key_field!r})"
+
+
+class FilesSource:
+    """Files by key: the engine sends workers their keys, and each worker makes the ``Path``.
+
+    ``entries`` yields ``(key, Path | InvalidItem)`` pairs, as ``walk`` and ``stdin_paths``
+    do; the ``Path`` objects are not sent (a worker rebuilds the same one from the key).
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, Any]]) -> None:
+        self.entries = entries
+
+    def keys(self) -> Iterator[Any]:
+        invalid = InvalidItem
+        for key, item in self.entries:
+            yield (key, item) if type(item) is invalid else key
+
+    def __iter__(self) -> Iterator[Path | InvalidItem]:
+        for _key, item in self.entries:
+            yield item
+
+
+def jsonl(path: str | os.PathLike[str], *, key: str | None = None) -> JsonlSource:
+    """The lines of a JSON Lines file as items, keyed by line number or by the field ``key``.
+
+    ``crunch.imap(fn, crunch.jsonl("records.jsonl", key="id"))``: the workers read, decode and
+    key the lines themselves, so the parent's cost per item stays tiny. A line that is not
+    valid JSON, or lacks the key field, is a failed item keyed by its line number.
+    """
+    return JsonlSource(path, key)
+
+
+def files(
+    *paths: str | os.PathLike[str],
+    hidden: bool = False,
+    follow_symlinks: bool = False,
+    glob: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> FilesSource:
+    """Every file under ``paths`` (files or directories), walked as ``crunch process`` does.
+
+    Each item is a ``pathlib.Path`` keyed by its path string; workers build the ``Path``
+    themselves. ``glob`` and ``exclude`` take the command's ``--glob``/``--exclude`` patterns.
+    """
+    roots = [os.fspath(p) for p in paths]
+    return FilesSource(
+        walk(
+            roots,
+            hidden=hidden,
+            follow_symlinks=follow_symlinks,
+            globs=tuple(glob),
+            excludes=tuple(exclude),
+        )
+    )

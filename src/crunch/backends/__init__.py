@@ -3,11 +3,14 @@
 A backend knows how to run a chunk and report per-item outcomes, nothing more: the scheduler
 above it decides what to run, retries, reorders and counts; no backend writes output.
 
-    submit(chunk_id, items) -> asyncio.Future resolving to
-        Outcome   (values, seconds, failures) for items [0, len(values)); a shorter outcome
-                  means the rest were never started (halt requested)
-        Lost      the chunk did not come back whole (worker died, item abandoned at timeout):
-                  what was salvaged, which items are to blame, which must run again
+    submit(chunk_id, unit, attempts) -> asyncio.Future resolving to
+        UnitOutcome  (crunch._runner) for positions [0, done) of the unit; a shorter outcome
+                     means the rest were never started (halt requested)
+        Lost         the chunk did not come back whole (worker died, item abandoned at
+                     timeout): what was salvaged, which positions are to blame, which must run
+                     again
+    A backend runs ``crunch._runner.run_unit(job, unit, lane)`` where its workers are; the
+    ``job`` (task, record or value output, --key, --resume's skips) it was made with.
     check_timeouts(now)   watchdog tick: abandon or kill items past the timeout
     halt()                workers stop starting new items (max-failures, signals)
     close(kill=...)       shut down; kill=True: now, leaving no worker running
@@ -20,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crunch._worker import FailureTuple, Outcome
+from crunch._runner import FailureTuple, UnitOutcome
+from crunch._units import Job
 from crunch.exceptions import UsageError
 
 
@@ -32,8 +36,8 @@ class WorkerStartError(UsageError):
 class Lost:
     """A chunk that did not come back whole.
 
-    ``partial`` covers items ``[0, len(partial[0]))`` when something was salvaged; ``blamed``
-    maps an item index to its failure and seconds (the item that crashed its worker or hung);
+    ``partial`` covers positions ``[0, partial.done)`` when something was salvaged; ``blamed``
+    maps a position to its failure and seconds (the item that crashed its worker or hung);
     ``rerun`` lists the indices to run again, through no fault of their own; ``suspect`` says
     the loss could not be pinned on one item (an unexplained worker death), so the scheduler
     isolates these items and fails one that keeps breaking workers on its own.
@@ -41,7 +45,7 @@ class Lost:
 
     rerun: Sequence[int]
     blamed: dict[int, tuple[FailureTuple, float]] = field(default_factory=dict)
-    partial: Outcome | None = None
+    partial: UnitOutcome | None = None
     suspect: bool = False
 
 
@@ -59,7 +63,9 @@ class Backend:
     async def start(self) -> None:
         return None
 
-    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+    def submit(
+        self, chunk_id: int, unit: Any, attempts: list[int] | None
+    ) -> asyncio.Future[UnitOutcome | Lost]:
         raise NotImplementedError
 
     def check_timeouts(self, now: float) -> None:
@@ -74,7 +80,7 @@ class Backend:
 
 def make_backend(
     mode: str,
-    fn: Callable[[Any], Any],
+    job: Job,
     *,
     workers: int,
     timeout: float | None,
@@ -85,23 +91,23 @@ def make_backend(
     if mode == "process":
         from crunch.backends.process import ProcessBackend
 
-        return ProcessBackend(fn, workers=workers, timeout=timeout, init=init)
+        return ProcessBackend(job, workers=workers, timeout=timeout, init=init)
     if mode == "thread":
         from crunch.backends.thread import ThreadBackend
 
-        return ThreadBackend(fn, workers=workers, timeout=timeout, init=init)
+        return ThreadBackend(job, workers=workers, timeout=timeout, init=init)
     if mode == "sync":
         from crunch.backends.thread import ThreadBackend
 
         # One lane: one item after another. It is a thread (not the event loop itself) so a
         # hung item can be abandoned at --timeout, as in thread mode.
-        return ThreadBackend(fn, workers=1, timeout=timeout, init=init)
+        return ThreadBackend(job, workers=1, timeout=timeout, init=init)
     if mode == "async":
         from crunch.backends.aio import AsyncBackend
 
-        return AsyncBackend(fn, workers=workers, timeout=timeout, init=init)
+        return AsyncBackend(job, workers=workers, timeout=timeout, init=init)
     if mode == "dask":
         from crunch.backends.dask import DaskBackend
 
-        return DaskBackend(fn, workers=workers, timeout=timeout, init=init, address=scheduler)
+        return DaskBackend(job, workers=workers, timeout=timeout, init=init, address=scheduler)
     raise ValueError(f"unknown mode {mode!r}")

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from crunch._worker import Outcome, arun_chunk, describe, is_async_task, run_chunk
+from crunch._runner import UnitOutcome, arun_unit, describe, is_async_task
+from crunch._units import Job
 from crunch.backends import Backend, Lost, WorkerStartError
-from crunch.backends.thread import Job, LaneJobs
+from crunch.backends.thread import LaneJob, LaneJobs
 
 
 class AsyncBackend(Backend):
@@ -27,22 +28,22 @@ class AsyncBackend(Backend):
 
     def __init__(
         self,
-        fn: Callable[[Any], Any],
+        job: Job,
         *,
         workers: int,
         timeout: float | None,
         init: Callable[[], Any] | None,
     ) -> None:
-        self.fn = fn
+        self.job = job
         self.lanes = workers
         self.timeout = timeout
         self.init = init
-        self.is_async = is_async_task(fn)
+        self.is_async = is_async_task(job.fn)
         self.jobs = LaneJobs(None if self.is_async else timeout)
         self.semaphore: asyncio.Semaphore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.tasks: dict[asyncio.Task[Any], Job] = {}
-        self.holding: set[Job] = set()
+        self.tasks: dict[asyncio.Task[Any], LaneJob] = {}
+        self.holding: set[LaneJob] = set()
         self.local = threading.local()
         self.init_error: str | None = None
 
@@ -64,10 +65,12 @@ class AsyncBackend(Backend):
         except BaseException as exc:  # noqa: BLE001 - reported as the run's error
             self.init_error = describe(exc)[3] or repr(exc)
 
-    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+    def submit(
+        self, chunk_id: int, unit: Any, attempts: list[int] | None
+    ) -> asyncio.Future[UnitOutcome | Lost]:
         assert self.loop is not None
-        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
-        job = Job(chunk_id, items, future)
+        future: asyncio.Future[UnitOutcome | Lost] = self.loop.create_future()
+        job = LaneJob(chunk_id, unit, attempts, future)
         job.halted = self.jobs.is_halted
         task = self.loop.create_task(self._run(job))
         self.tasks[task] = job
@@ -77,8 +80,9 @@ class AsyncBackend(Backend):
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self.tasks.pop(task, None)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: LaneJob) -> None:
         assert self.semaphore is not None
+        assert job.future is not None
         await self.semaphore.acquire()
         self.holding.add(job)
         try:
@@ -87,7 +91,9 @@ class AsyncBackend(Backend):
                 return
             try:
                 if self.is_async:
-                    outcome = await arun_chunk(self.fn, job.items, job, self.timeout)
+                    outcome = await arun_unit(
+                        self.job, job.unit, job, attempts=job.attempts, timeout=self.timeout
+                    )
                 else:
                     self.jobs.running.add(job)
                     outcome = await asyncio.to_thread(self._in_thread, job)
@@ -104,19 +110,19 @@ class AsyncBackend(Backend):
         finally:
             self._release(job)
 
-    def _release(self, job: Job) -> None:
+    def _release(self, job: LaneJob) -> None:
         if job in self.holding:
             self.holding.discard(job)
             assert self.semaphore is not None
             self.semaphore.release()
 
-    def _in_thread(self, job: Job) -> Outcome:
+    def _in_thread(self, job: LaneJob) -> UnitOutcome:
         if self.init is not None and not getattr(self.local, "ready", False):
             self.local.ready = True
             self._run_init()
         if self.init_error is not None:
             raise WorkerStartError(self.init_error)
-        return run_chunk(self.fn, job.items, job, job.out)
+        return job.run(self.job)
 
     def check_timeouts(self, now: float) -> None:
         overdue = self.jobs.overdue(now)

@@ -1,10 +1,10 @@
 """Dask mode: chunks run as tasks on a ``dask.distributed`` cluster, one task per chunk.
 
-    scheduler --submit(chunk)--> DaskBackend --client.submit(dask_chunk, run id, task, items)
+    scheduler --submit(chunk)--> DaskBackend --client.submit(dask_chunk, run id, job, unit)
         ^                             |                                 |
         |                             |             dask scheduler --> a dask worker thread:
-        |                             |                                 run_chunk(fn, items)
-        +------ Outcome / Lost -------+<-- pickled outcome (bytes), or KilledWorker --+
+        |                             |                                 run_unit(job, unit)
+        +---- UnitOutcome / Lost -----+<-- pickled outcome (bytes), or KilledWorker --+
 
 Actors
 - the client: an *asynchronous* ``distributed.Client`` on the engine's own event loop, so no
@@ -12,7 +12,7 @@ Actors
   at ``address`` (``tcp://`` or ``tls://``; TLS uses Dask's own security settings from
   ``dask.config``), or else to a ``LocalCluster`` of ``workers`` single-threaded worker
   processes on 127.0.0.1, which this backend starts and shuts down.
-- the task (``dask_chunk``, in the worker): runs ``run_chunk`` over the chunk, like a process
+- the task (``dask_chunk``, in the worker): runs ``run_unit`` over the chunk, like a process
   worker, and returns its outcome pickled, having checked that it pickles (a value that does
   not is failed alone). The task function and ``init`` travel as one pickled payload, loaded
   and initialised once per worker process and run (a module-level table keyed by the run id),
@@ -71,9 +71,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from crunch._worker import FailureTuple, Outcome, _drop_unpicklable, describe, run_chunk
+from crunch._runner import FailureTuple, UnitOutcome, describe, run_unit
+from crunch._units import Job
+from crunch._worker import drop_unpicklable
 from crunch.backends import Backend, Lost, WorkerStartError
 from crunch.exceptions import MissingExtraError, UsageError
 
@@ -98,7 +100,7 @@ class DaskBackend(Backend):
 
     def __init__(
         self,
-        fn: Callable[[Any], Any],
+        job: Job,
         *,
         workers: int,
         timeout: float | None,
@@ -119,7 +121,7 @@ class DaskBackend(Backend):
         # cluster's thread count (one lane per worker thread).
         self.lanes = workers
         self.run_id = uuid.uuid4().hex
-        fn, init = _plain(fn), None if init is None else _plain(init)
+        fn, init = _plain(job.fn), None if init is None else _plain(init)
         # The task's own modules when they come from loose .py files (a task given by path):
         # uploaded at every start, so that the workers run this version of the file, also
         # after a restart.
@@ -130,13 +132,15 @@ class DaskBackend(Backend):
                 self.uploads.append((module.__name__, path))
         self.fn = fn
         self.init = init
-        self.payload = _pickle_task(fn, init)
+        self.payload = _pickle_task(
+            Job(fn, records=job.records, key_field=job.key_field, skip=job.skip), init
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
         self.client: Any = None
         self.cluster: Any = None
         self.plugins: list[str] = []  # UploadFile plugins registered for this run
-        # chunk id -> (items, the scheduler's future, the dask future, its collector)
-        self.pending: dict[int, tuple[list[Any], asyncio.Future[Any], Any, asyncio.Task[Any]]]
+        # chunk id -> (unit, the scheduler's future, the dask future, its collector)
+        self.pending: dict[int, tuple[Any, asyncio.Future[Any], Any, asyncio.Task[Any]]]
         self.pending = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.halted = False
@@ -294,9 +298,12 @@ class DaskBackend(Backend):
             await _quietly(cluster.close(), CLUSTER_CLOSE_TIMEOUT)
 
     # ------------------------------------------------------------------ dispatch
-    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+    def submit(
+        self, chunk_id: int, unit: Any, attempts: list[int] | None
+    ) -> asyncio.Future[UnitOutcome | Lost]:
         assert self.loop is not None
-        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
+        future: asyncio.Future[UnitOutcome | Lost] = self.loop.create_future()
+        items = unit
         if self.closing is not None:
             future.set_result(Lost(rerun=range(len(items))))
             return future
@@ -305,22 +312,23 @@ class DaskBackend(Backend):
                 dask_chunk,
                 self.run_id,
                 self.payload,
-                items,
+                unit,
+                attempts,
                 self.timeout,
                 key=f"crunch-chunk-{self.run_id}-{chunk_id}",
                 pure=False,
             )
         except Exception as exc:  # noqa: BLE001 - the chunk could not be sent
-            from crunch.backends.process import _unsendable
+            from crunch.backends.process import unsendable
 
-            future.set_result(_unsendable(items, exc))
+            future.set_result(unsendable(unit, exc))
             return future
         collector = self.loop.create_task(self._collect(chunk_id, items, future, sent))
         self.pending[chunk_id] = (items, future, sent, collector)
         return future
 
     async def _collect(
-        self, chunk_id: int, items: list[Any], future: asyncio.Future[Any], sent: Any
+        self, chunk_id: int, items: Any, future: asyncio.Future[Any], sent: Any
     ) -> None:
         """Wait for one chunk's dask future and resolve the scheduler's future from it."""
         try:
@@ -334,7 +342,7 @@ class DaskBackend(Backend):
         else:
             future.set_result(outcome)
 
-    async def _outcome(self, items: list[Any], sent: Any) -> Outcome | Lost | BaseException:
+    async def _outcome(self, items: Any, sent: Any) -> UnitOutcome | Lost | BaseException:
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
@@ -431,7 +439,7 @@ def _library_dirs() -> set[Path]:
     return {Path(d).resolve() for d in dirs if d}
 
 
-def _task_failed(items: list[Any], exc: BaseException) -> Lost:
+def _task_failed(items: Any, exc: BaseException) -> Lost:
     """The dask task raised (an item that does not unpickle on the worker, say): isolate the
     items so the one at fault fails alone, then fail it with the error."""
     if len(items) > 1:
@@ -452,13 +460,13 @@ async def _quietly(awaitable: Any, timeout: float = CLEANUP_TIMEOUT) -> None:
 
 
 class _Run:
-    __slots__ = ("error", "fn", "halted", "lock", "ready")
+    __slots__ = ("error", "halted", "job", "lock", "ready")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ready = False
         self.halted = False
-        self.fn: Callable[[Any], Any] | None = None
+        self.job: Job | None = None
         self.error: str | None = None
 
     def is_halted(self) -> bool:
@@ -490,17 +498,23 @@ def _load(run: _Run, payload: bytes) -> None:
         if run.ready:
             return
         try:
-            fn, init = pickle.loads(payload)
+            job, init = pickle.loads(payload)
             if init is not None:
                 init()
-            run.fn = fn
+            run.job = job
         except BaseException as exc:  # noqa: BLE001 - reported to the parent by every chunk
             run.error = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
         run.ready = True
 
 
-def dask_chunk(run_id: str, payload: bytes, items: Sequence[Any], timeout: float | None) -> Any:
-    """The dask task: one chunk in, its pickled ``Outcome`` (or ``Lost``, at a timeout) out.
+def dask_chunk(
+    run_id: str,
+    payload: bytes,
+    unit: Any,
+    attempts: list[int] | None,
+    timeout: float | None,
+) -> Any:
+    """The dask task: one unit in, its pickled ``UnitOutcome`` (or ``Lost``, at a timeout) out.
 
     Returns ``str`` (the error text) instead when the task could not be loaded here or its
     initializer failed: the parent then stops the run with that message.
@@ -510,46 +524,49 @@ def dask_chunk(run_id: str, payload: bytes, items: Sequence[Any], timeout: float
         _load(run, payload)
     if run.error is not None:
         return run.error
-    assert run.fn is not None
-    result: Outcome | Lost
+    assert run.job is not None
+    result: UnitOutcome | Lost
     if timeout is None:
-        result = run_chunk(run.fn, items, run)
+        result = run_unit(run.job, unit, run, attempts=attempts)
     else:
-        result = _watched(run, run.fn, items, timeout)
+        result = _watched(run, run.job, unit, attempts, timeout)
     try:
         return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
         if isinstance(result, Lost):
             if result.partial is not None:
-                result.partial = _drop_unpicklable(result.partial)
+                result.partial = drop_unpicklable(result.partial)
         else:
-            result = _drop_unpicklable(result)
+            result = drop_unpicklable(result)
         return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
 
 
-def _watched(run: _Run, fn: Callable[[Any], Any], items: Sequence[Any], timeout: float) -> Any:
+def _watched(
+    run: _Run, job: Job, unit: Any, attempts: list[int] | None, timeout: float
+) -> UnitOutcome | Lost:
     """Run the chunk in a helper thread; abandon it at an item past ``timeout``."""
-    from crunch.backends.thread import Job
+    from crunch.backends.thread import LaneJob
 
     # Thread mode's job does the bookkeeping (which item since when, salvage at abandon);
     # here nothing waits on its future.
-    job = Job(0, list(items), cast("asyncio.Future[Any]", None))
-    job.halted = run.is_halted
+    lane = LaneJob(0, unit, attempts, None)
+    lane.halted = run.is_halted
     done = threading.Event()
+    result: list[UnitOutcome] = []
 
     def main() -> None:
         try:
-            run_chunk(fn, job.items, job, job.out)
+            result.append(lane.run(job, timeout))
         finally:
             done.set()
 
     threading.Thread(target=main, name="crunch-dask-item", daemon=True).start()
     tick = min(0.1, timeout / 4)
     while not done.wait(tick):
-        started = job.started
+        started = lane.started
         if started and time.monotonic() - started > timeout:
-            return job.abandon(timeout)
-    return job.out
+            return lane.abandon(timeout)
+    return result[0] if result else lane.salvage()
 
 
 def dask_probe(payload: bytes) -> tuple[str | None, str] | None:

@@ -1,6 +1,6 @@
 """Process mode: a ``ProcessPoolExecutor``, supervised so that a dead worker costs one item.
 
-    scheduler --submit(chunk)--> ProcessBackend --pool.submit(process_chunk, id, items)--> worker
+    scheduler --submit(chunk)--> ProcessBackend --pool.submit(process_chunk, id, unit)--> worker
         ^                              |                                                     |
         |                              |<----------- pickled outcome (bytes) ----------------|
         +---- Outcome / Lost ----------+                                                     |
@@ -9,9 +9,11 @@
                                                           written by the worker per item
 
 Actors
-- the worker (``crunch._worker.process_chunk``): runs a chunk and, before each item, writes
-  which item it is on into its row of the slot table. It returns its outcome pickled, having
-  checked that it pickles (a value that does not is failed in the worker, alone).
+- the worker (``crunch._worker.process_chunk``): opens a unit (reads its lines, makes its
+  paths), runs it and, before each item, writes which position it is on into its row of the
+  slot table. It returns its outcome pickled (for the command: the encoded records, one
+  ``bytes``), having checked that it pickles (a value that does not is failed in the worker,
+  alone).
 - the pool: a stock ``ProcessPoolExecutor`` on the *forkserver* start method. The parent has
   threads (the engine loop, the pool's own manager and feeder threads, the input reader);
   forking a process with threads can copy a held lock into the child and deadlock it, so
@@ -46,17 +48,15 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from crunch._runner import FailureTuple, UnitOutcome, describe, timeout_failure
+from crunch._units import ItemsUnit, Job
 from crunch._worker import (
     HALT,
     SLOT_BASE,
     SLOT_WIDTH,
-    FailureTuple,
-    Outcome,
-    describe,
     init_process_worker,
     process_chunk,
     slot_offset,
-    timeout_failure,
 )
 from crunch.backends import Backend, Lost, WorkerStartError
 from crunch.backends._startmain import mentions_main, without_main
@@ -98,14 +98,14 @@ def crash_failure(exitcode: int | None) -> FailureTuple:
 class ProcessBackend(Backend):
     def __init__(
         self,
-        fn: Callable[[Any], Any],
+        job: Job,
         *,
         workers: int,
         timeout: float | None,
         init: Callable[[], Any] | None,
     ) -> None:
         self.lanes = workers
-        self.fn_bytes = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        self.fn_bytes = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
         # Workers re-import the caller's __main__ only if something they unpickle needs it.
         self.with_main = mentions_main(self.fn_bytes) or (
             init is not None and mentions_main(pickle.dumps(init, pickle.HIGHEST_PROTOCOL))
@@ -120,7 +120,8 @@ class ProcessBackend(Backend):
         self.pool: ProcessPoolExecutor | None = None
         self.table: Any = None
         self.generation = 0
-        self.inflight: dict[int, tuple[list[Any], asyncio.Future[Outcome | Lost]]] = {}
+        # chunk id -> (unit, attempts, the scheduler's future)
+        self.inflight: dict[int, tuple[Any, list[int] | None, asyncio.Future[Any]]] = {}
         self.procs: dict[int, Any] = {}  # pid -> multiprocessing.Process, of this generation
         self.timeout_kills: dict[int, float] = {}  # pid -> seconds its item had run
         self.recovering: asyncio.Task[None] | None = None
@@ -187,23 +188,25 @@ class ProcessBackend(Backend):
         return rows
 
     # ------------------------------------------------------------------ dispatch
-    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+    def submit(
+        self, chunk_id: int, unit: Any, attempts: list[int] | None
+    ) -> asyncio.Future[UnitOutcome | Lost]:
         assert self.loop is not None
-        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
-        self.inflight[chunk_id] = (items, future)
+        future: asyncio.Future[UnitOutcome | Lost] = self.loop.create_future()
+        self.inflight[chunk_id] = (unit, attempts, future)
         if self.recovering is None:
             self._send(chunk_id)
         return future
 
     def _send(self, chunk_id: int) -> None:
         assert self.pool is not None
-        items, future = self.inflight[chunk_id]
+        unit, attempts, future = self.inflight[chunk_id]
         generation = self.generation
         try:
-            blob = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps((unit, attempts), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - an item that cannot be sent fails alone
             del self.inflight[chunk_id]
-            future.set_result(_unsendable(items, exc))
+            future.set_result(unsendable(unit, exc))
             return
         if not self.with_main and mentions_main(blob):
             # Items that need __main__, and workers started without it: start them again.
@@ -229,7 +232,7 @@ class ProcessBackend(Backend):
     def _done(self, generation: int, chunk_id: int, sent: Future[Any]) -> None:
         if generation != self.generation or chunk_id not in self.inflight:
             return  # handled already, as part of a break
-        items, future = self.inflight[chunk_id]
+        unit, _attempts, future = self.inflight[chunk_id]
         try:
             result = sent.result()
         except BrokenProcessPool:
@@ -242,9 +245,9 @@ class ProcessBackend(Backend):
             # among others, they all become suspects and run one by one to find it.
             del self.inflight[chunk_id]
             lost = (
-                _unsendable(items, exc)
-                if len(items) == 1
-                else Lost(rerun=range(len(items)), suspect=True)
+                unsendable(unit, exc)
+                if len(unit) == 1
+                else Lost(rerun=range(len(unit)), suspect=True)
             )
             future.set_result(lost)
             return
@@ -258,7 +261,7 @@ class ProcessBackend(Backend):
             kind, type_, message, text, names = describe(exc)
             message = f"the worker's results could not be unpickled here: {message}"
             failure = (kind, type_, message, text, names)
-            outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(items)), (failure, 0.0)))
+            outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(unit)), (failure, 0.0)))
         future.set_result(outcome)
 
     # ------------------------------------------------------------------ supervision
@@ -328,7 +331,7 @@ class ProcessBackend(Backend):
                 continue  # a bystander the pool (or we) terminated
             if index >= 0:
                 blame[chunk] = (index, crash_failure(code), now - started)
-            elif len(broken[chunk][0]) == 1:  # loading or sending its only item
+            elif len(broken[chunk][0]) == 1:  # loading or sending its only position
                 blame[chunk] = (0, crash_failure(code), 0.0)
             else:
                 suspects.add(chunk)  # one of its items, being (un)pickled: isolate them
@@ -337,16 +340,16 @@ class ProcessBackend(Backend):
             blame.clear()
         else:
             self._open_pool()
-        for chunk_id, (items, future) in broken.items():
+        for chunk_id, (unit, _attempts, future) in broken.items():
             self.inflight.pop(chunk_id, None)
             if future.done():
                 continue
             if chunk_id in blame:
                 index, failure, seconds = blame[chunk_id]
-                rerun = [i for i in range(len(items)) if i != index]
+                rerun = [i for i in range(len(unit)) if i != index]
                 future.set_result(Lost(rerun=rerun, blamed={index: (failure, seconds)}))
             else:
-                future.set_result(Lost(rerun=range(len(items)), suspect=chunk_id in suspects))
+                future.set_result(Lost(rerun=range(len(unit)), suspect=chunk_id in suspects))
         self.recovering = None
         if not self.closing:
             for chunk_id in list(self.inflight):  # submitted while we were recovering
@@ -361,7 +364,7 @@ class ProcessBackend(Backend):
             "the main module."
         )
         self.closing = True
-        for _items, future in [*broken.values(), *self.inflight.values()]:
+        for _unit, _attempts, future in [*broken.values(), *self.inflight.values()]:
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # the scheduler raises the first; the rest are not news
@@ -394,9 +397,9 @@ class ProcessBackend(Backend):
             await asyncio.to_thread(_reap, pool, procs)
         else:
             await asyncio.to_thread(pool.shutdown, wait=True)
-        for items, future in self.inflight.values():
+        for unit, _attempts, future in self.inflight.values():
             if not future.done():
-                future.set_result(Lost(rerun=range(len(items))))
+                future.set_result(Lost(rerun=range(len(unit))))
         self.inflight.clear()
 
 
@@ -452,9 +455,10 @@ def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
             return
 
 
-def _unsendable(items: list[Any], exc: BaseException) -> Lost:
+def unsendable(unit: Any, exc: BaseException) -> Lost:
     """A chunk the pool could not pickle: fail the items that do not pickle, rerun the rest."""
     blamed: dict[int, tuple[FailureTuple, float]] = {}
+    items = unit.items if isinstance(unit, ItemsUnit) else ()
     for index, item in enumerate(items):
         try:
             pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
@@ -464,6 +468,6 @@ def _unsendable(items: list[Any], exc: BaseException) -> Lost:
             blamed[index] = ((kind, type_, message, text, names), 0.0)
     if not blamed:  # not an item's fault after all: report it on every item, plainly
         failure = describe(exc)
-        blamed = dict.fromkeys(range(len(items)), (failure, 0.0))
-    rerun = [i for i in range(len(items)) if i not in blamed]
+        blamed = dict.fromkeys(range(len(unit)), (failure, 0.0))
+    rerun = [i for i in range(len(unit)) if i not in blamed]
     return Lost(rerun=rerun, blamed=blamed)

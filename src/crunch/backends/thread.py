@@ -1,12 +1,13 @@
 """Thread mode (and sync mode, with one lane): chunks run on plain threads of this process.
 
-    scheduler --submit--> job queue --> lane thread: run_chunk(fn, items, lane, out=job.out)
-                                              |  job.out fills as items finish; job.index and
-                                              |  job.started say which item runs since when
+    scheduler --submit--> job queue --> lane thread: run_unit(job, unit, lane, progress=...)
+                                              |  job.progress fills as items finish; job.index
+                                              |  and job.started say which position runs since
+                                              |  when
     scheduler <--future-- call_soon_threadsafe(result)
 
 A thread cannot be killed. At ``timeout`` the watchdog *abandons* the job instead: the items
-finished so far are salvaged from ``job.out``, the hung item is failed as a timeout, the rest
+finished so far are salvaged from ``job.progress``, the hung item is failed as a timeout, the rest
 run again elsewhere, and a new lane thread replaces the stuck one (which exits when, if ever,
 its item returns; its late result is dropped).
 """
@@ -21,30 +22,39 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crunch._worker import Outcome, describe, run_chunk, timeout_failure
+from crunch._runner import Progress, UnitOutcome, describe, run_unit, timeout_failure
+from crunch._units import Job
 from crunch.backends import Backend, Lost, WorkerStartError
 
 
-class Job:
-    """One chunk on its way through a lane thread; doubles as that thread's lane."""
+class LaneJob:
+    """One unit on its way through a lane thread; doubles as that thread's lane."""
 
     __slots__ = (
         "abandoned",
+        "attempts",
         "chunk_id",
         "future",
         "halted",
         "index",
-        "items",
-        "out",
+        "progress",
         "started",
         "thread",
+        "unit",
     )
 
-    def __init__(self, chunk_id: int, items: list[Any], future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self,
+        chunk_id: int,
+        unit: Any,
+        attempts: list[int] | None,
+        future: asyncio.Future[Any] | None,
+    ) -> None:
         self.chunk_id = chunk_id
-        self.items = items
+        self.unit = unit
+        self.attempts = attempts
         self.future = future
-        self.out: Outcome = ([], [], {})
+        self.progress = Progress()
         self.index = -1
         self.started = 0.0  # 0.0: between items
         self.abandoned = False
@@ -61,30 +71,33 @@ class Job:
     def end(self) -> None:
         self.started = 0.0
 
+    def run(self, job: Job, timeout: float | None = None) -> UnitOutcome:
+        return run_unit(
+            job, self.unit, self, attempts=self.attempts, timeout=timeout, progress=self.progress
+        )
+
     def abandon(self, timeout: float) -> Lost:
         """Give up on this job: salvage finished items, blame the hung one, rerun the rest."""
         self.abandoned = True
         hung = self.index
-        values, seconds, failures = self.out
-        partial = (
-            values[:hung],
-            seconds[:hung],
-            {i: f for i, f in (failures or {}).items() if i < hung},
-        )
         elapsed = time.monotonic() - self.started
         return Lost(
-            rerun=range(hung + 1, len(self.items)),
+            rerun=range(hung + 1, len(self.unit)),
             blamed={hung: (timeout_failure(timeout), elapsed)},
-            partial=partial,
+            partial=self.progress.outcome(hung),
         )
 
     def salvage(self) -> Lost:
         """Stop waiting for this job (the run is being killed): keep what finished."""
         self.abandoned = True
-        values, seconds, failures = self.out
-        done = len(values)
-        partial = (values[:done], seconds[:done], dict(failures or {}))
-        return Lost(rerun=range(done, len(self.items)), partial=partial)
+        done = self.done()
+        return Lost(rerun=range(done, len(self.unit)), partial=self.progress.outcome(done))
+
+    def done(self) -> int:
+        """Positions finished so far: up to the one in hand (all of them once it is over)."""
+        if self.index < 0:
+            return 0
+        return self.index if self.started else self.index + 1
 
 
 def _never() -> bool:
@@ -96,13 +109,13 @@ class LaneJobs:
 
     def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout
-        self.running: set[Job] = set()
+        self.running: set[LaneJob] = set()
         self.halted = False
 
     def is_halted(self) -> bool:
         return self.halted
 
-    def overdue(self, now: float) -> list[Job]:
+    def overdue(self, now: float) -> list[LaneJob]:
         if self.timeout is None:
             return []
         limit = self.timeout
@@ -112,13 +125,13 @@ class LaneJobs:
         self.halted = True
         for job in list(self.running):
             self.running.discard(job)
-            if not job.future.done():
+            if job.future is not None and not job.future.done():
                 job.future.set_result(job.salvage())
 
-    def abandon(self, job: Job) -> None:
+    def abandon(self, job: LaneJob) -> None:
         assert self.timeout is not None
         self.running.discard(job)
-        if not job.future.done():
+        if job.future is not None and not job.future.done():
             job.future.set_result(job.abandon(self.timeout))
 
 
@@ -129,17 +142,17 @@ class ThreadBackend(Backend):
 
     def __init__(
         self,
-        fn: Callable[[Any], Any],
+        job: Job,
         *,
         workers: int,
         timeout: float | None,
         init: Callable[[], Any] | None,
     ) -> None:
-        self.fn = fn
+        self.job = job
         self.lanes = workers
         self.init = init
         self.jobs = LaneJobs(timeout)
-        self.queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[LaneJob | None] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.init_error: str | None = None
@@ -168,20 +181,22 @@ class ThreadBackend(Backend):
                 continue
             job.halted = self.jobs.is_halted
             job.thread = threading.current_thread()
-            outcome = run_chunk(self.fn, job.items, job, job.out)
+            outcome = job.run(self.job)
             if job.abandoned:
                 return  # a replacement lane took over; this late result is dropped
             _post(loop, self._finish, job, outcome)
 
-    def _finish(self, job: Job, outcome: Outcome) -> None:
+    def _finish(self, job: LaneJob, outcome: UnitOutcome) -> None:
         self.jobs.running.discard(job)
-        if not job.future.done():
+        if job.future is not None and not job.future.done():
             job.future.set_result(outcome)
 
-    def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
+    def submit(
+        self, chunk_id: int, unit: Any, attempts: list[int] | None
+    ) -> asyncio.Future[UnitOutcome | Lost]:
         assert self.loop is not None
-        future: asyncio.Future[Outcome | Lost] = self.loop.create_future()
-        job = Job(chunk_id, items, future)
+        future: asyncio.Future[UnitOutcome | Lost] = self.loop.create_future()
+        job = LaneJob(chunk_id, unit, attempts, future)
         self.jobs.running.add(job)
         self.queue.put(job)
         return future

@@ -1,0 +1,377 @@
+"""What runs a unit, in any worker: open it, run the task on each item, report per position.
+
+Every backend calls ``run_unit`` (``arun_unit`` for ``async def`` tasks) with a *lane*, the
+small object through which the worker says which position it is on and learns that it should
+stop starting new items:
+
+    lane.begin(position, t) -> bool   about to run it, at time.monotonic() t; False: halt
+    lane.end()                        the unit is finished (or halted)
+
+The outcome (``UnitOutcome``) covers the positions ``[0, done)``. With ``job.records`` the
+items' JSON Lines records are encoded here, in the worker, as one ``bytes`` (``blob``), and
+only what the parent needs for its counters comes with them: the failures, by position, with
+their keys. Otherwise the values come back as a list (the library builds its results from
+them). Failures are made of strings only (type name, message, traceback text), so nothing the
+task raised has to pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+from crunch._units import SKIP, Job
+from crunch.results import InvalidItem
+
+FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
+"""(kind, type name, message, traceback text, class names along the MRO for --retry-on)."""
+
+_CRUNCH_FRAMES = frozenset(
+    {__name__, "crunch._worker", "crunch._units", "crunch._combine", "crunch._taskspec"}
+)
+
+
+class ItemFailure(NamedTuple):
+    """One failed position: its key (when the worker knows it), why, and how long it ran."""
+
+    key: Any
+    failure: FailureTuple
+    seconds: float
+
+
+class UnitOutcome(NamedTuple):
+    """What a worker reports for positions ``[0, done)`` of a unit.
+
+    ``skipped`` lists the positions that had nothing to run (no record, no value); every other
+    position is an *item*, and the per-item sequences (``keys``, ``values``, ``seconds``, the
+    records in ``blob``) hold one entry per item, in position order. ``keys`` is None when the
+    parent already has them. ``failures`` maps a position to its failure; in values mode its
+    value is None, in records mode its failure record is in ``blob`` already.
+    """
+
+    done: int
+    total: float  # seconds of all items together (the chunk sizer's measure)
+    failures: dict[int, ItemFailure] | None
+    skipped: list[int] | None
+    keys: list[Any] | None
+    values: list[Any] | None
+    seconds: list[float] | None
+    blob: bytes | None
+
+    @property
+    def items(self) -> int:
+        return self.done - (len(self.skipped) if self.skipped else 0)
+
+
+class Lane(Protocol):
+    def begin(self, index: int, start: float) -> bool: ...
+    def end(self) -> None: ...
+
+
+class ItemTimeout(BaseException):
+    """Raised inside a task by the soft per-item timer (process mode); never escapes the worker.
+
+    A ``BaseException`` so that a task's ``except Exception`` cannot swallow it.
+    """
+
+
+def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
+    """A failure tuple for ``exc``: its type name, message and traceback text, all strings."""
+    try:
+        message = str(exc)
+    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not break the worker
+        message = f"<str() of the exception failed: {type(inner).__name__}>"
+    try:
+        tb = exc.__traceback__
+        # Drop crunch's own frames so the traceback starts in the task.
+        while tb is not None and tb.tb_frame.f_globals.get("__name__") in _CRUNCH_FRAMES:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:  # noqa: BLE001
+        text = ""
+    names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
+    return (kind, type(exc).__name__, message, text, names)
+
+
+def timeout_failure(seconds: float) -> FailureTuple:
+    return ("timeout", "TimeoutError", f"item exceeded the {seconds:g} s timeout", "", ())
+
+
+def invalid_failure(item: InvalidItem) -> FailureTuple:
+    return ("error", item.type, item.message, "", (item.type,))
+
+
+def is_async_task(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, also behind ``functools.partial``."""
+    inner: Any = fn
+    while hasattr(inner, "func"):
+        inner = inner.func
+    return inspect.iscoroutinefunction(inner)
+
+
+class Progress:
+    """A unit's results so far. A thread lane's is read live when its item is abandoned."""
+
+    __slots__ = ("failures", "keys", "keys_known", "records", "seconds", "skipped", "values")
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+        self.values: list[Any] = []  # values mode: the values; records mode: record dicts
+        self.seconds: list[float] = []
+        self.failures: dict[int, ItemFailure] | None = None
+        self.skipped: list[int] | None = None
+        self.records = False  # set by run_unit from the job
+        self.keys_known = True  # the parent has the keys: none travel back
+
+    def start(self, job: Job, unit: Any) -> None:
+        self.records = job.records
+        self.keys_known = not job.records and not isinstance(unit, _UNITS_WITH_OWN_KEYS)
+
+    def outcome(self, done: int) -> UnitOutcome:
+        """The outcome of positions ``[0, done)`` (all of them, or a salvaged prefix)."""
+        skipped = self.skipped
+        if skipped is not None:
+            skipped = [p for p in skipped if p < done]
+        items = done - (len(skipped) if skipped else 0)
+        failures = self.failures
+        if failures is not None:
+            failures = {p: f for p, f in failures.items() if p < done} or None
+        if self.records:
+            records = self.values[:items]
+            blob, failures = encode_records(records, failures, skipped)
+            total = sum(r["seconds"] for r in records)
+            return UnitOutcome(done, total, failures, skipped or None, None, None, None, blob)
+        seconds = self.seconds[:items]
+        return UnitOutcome(
+            done,
+            sum(seconds),
+            failures,
+            skipped or None,
+            None if self.keys_known else self.keys[:items],
+            self.values[:items],
+            seconds,
+            None,
+        )
+
+
+def run_unit(
+    job: Job,
+    unit: Any,
+    lane: Lane,
+    *,
+    attempts: list[int] | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> UnitOutcome:
+    """Run ``job.fn`` on each item of ``unit`` in order; ``attempts`` numbers retried positions."""
+    acc = progress if progress is not None else Progress()
+    acc.start(job, unit)
+    records = acc.records
+    fn = job.fn
+    clock = time.monotonic
+    begin = lane.begin
+    keys, values, seconds = acc.keys, acc.values, acc.seconds
+    add_key, add_value, add_second = keys.append, values.append, seconds.append
+    done = 0
+    start = clock()
+    try:
+        for position, (key, item) in enumerate(unit.entries(job)):
+            if item is SKIP:
+                if acc.skipped is None:
+                    acc.skipped = []
+                acc.skipped.append(position)
+                done = position + 1
+                continue
+            if not begin(position, start):
+                break
+            failure = None
+            value = None
+            if type(item) is InvalidItem:
+                failure = invalid_failure(item)
+            else:
+                try:
+                    value = fn(item)
+                except ItemTimeout:
+                    failure = timeout_failure(timeout or 0.0)
+                except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+                    failure = describe(exc)
+            now = clock()
+            took = now - start
+            start = now
+            tries = 1 if attempts is None else attempts[position]
+            if records:
+                if failure is None:
+                    add_value(
+                        {
+                            "item": key,
+                            "ok": True,
+                            "value": value,
+                            "seconds": int(took * 1e6 + 0.5) / 1e6,
+                            "attempts": tries,
+                        }
+                    )
+                else:
+                    add_value(_failure_record(key, failure, took, tries))
+            else:
+                add_key(key)
+                add_value(value)
+                add_second(took)
+            if failure is not None:
+                if acc.failures is None:
+                    acc.failures = {}
+                acc.failures[position] = ItemFailure(key, failure, took)
+            done = position + 1
+    finally:
+        lane.end()
+    return acc.outcome(done)
+
+
+async def arun_unit(
+    job: Job, unit: Any, lane: Lane, *, attempts: list[int] | None, timeout: float | None
+) -> UnitOutcome:
+    """The ``async def`` twin of ``run_unit``: each item awaited, cancelled at ``timeout``."""
+    import asyncio
+
+    acc = Progress()
+    acc.start(job, unit)
+    records = acc.records
+    fn = job.fn
+    clock = time.monotonic
+    done = 0
+    try:
+        for position, (key, item) in enumerate(unit.entries(job)):
+            start = clock()
+            if item is SKIP:
+                acc.skipped = [*(acc.skipped or ()), position]
+                done = position + 1
+                continue
+            if not lane.begin(position, start):
+                break
+            failure = None
+            value = None
+            try:
+                if type(item) is InvalidItem:
+                    failure = invalid_failure(item)
+                else:
+                    value = await asyncio.wait_for(fn(item), timeout)
+            except TimeoutError as exc:
+                failure = (
+                    timeout_failure(timeout)
+                    if timeout is not None and clock() - start >= timeout * 0.999
+                    else describe(exc)
+                )
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                failure = describe(exc)
+            took = clock() - start
+            tries = 1 if attempts is None else attempts[position]
+            if records:
+                acc.values.append(
+                    {
+                        "item": key,
+                        "ok": True,
+                        "value": value,
+                        "seconds": int(took * 1e6 + 0.5) / 1e6,
+                        "attempts": tries,
+                    }
+                    if failure is None
+                    else _failure_record(key, failure, took, tries)
+                )
+            else:
+                acc.keys.append(key)
+                acc.values.append(value)
+                acc.seconds.append(took)
+            if failure is not None:
+                acc.failures = acc.failures or {}
+                acc.failures[position] = ItemFailure(key, failure, took)
+            done = position + 1
+    finally:
+        lane.end()
+    return acc.outcome(done)
+
+
+def _failure_record(key: Any, failure: FailureTuple, seconds: float, tries: int) -> dict[str, Any]:
+    kind, type_, message, text, _names = failure
+    return {
+        "item": key,
+        "ok": False,
+        "error": {"kind": kind, "type": type_, "message": message, "traceback": text},
+        "seconds": int(seconds * 1e6 + 0.5) / 1e6,
+        "attempts": tries,
+    }
+
+
+def _units_with_own_keys() -> tuple[type, ...]:
+    from crunch._units import JsonlUnit, PathsUnit
+
+    return (JsonlUnit, PathsUnit)
+
+
+_UNITS_WITH_OWN_KEYS = _units_with_own_keys()
+
+
+# --------------------------------------------------------------------------- records
+_BOUNDARY = b'},{"item":'
+_NEWLINE_BOUNDARY = b'}\n{"item":'
+
+
+def encode_records(
+    records: list[dict[str, Any]],
+    failures: dict[int, ItemFailure] | None,
+    skipped: list[int] | None,
+) -> tuple[bytes, dict[int, ItemFailure] | None]:
+    """The JSON Lines of ``records`` as one ``bytes``, and the failures with encoding ones added.
+
+    The common case is one ``orjson.dumps`` of the whole list: every record starts with
+    ``{"item":`` and a JSON string can never hold ``},{"item":`` unescaped (its quote would be
+    ``\\"``), so the boundaries between records are exactly those bytes. A record that does
+    not encode (a value JSON cannot hold, a string that is not valid Unicode) or may hold a
+    NaN or an infinity (which orjson writes as ``null``) sends the whole chunk down the
+    careful path, record by record.
+    """
+    if not records:
+        return b"", failures
+    import orjson
+
+    try:
+        blob = orjson.dumps(records)
+    except (TypeError, orjson.JSONEncodeError):
+        blob = None
+    if blob is not None and b"null" not in blob:
+        return blob[1:-1].replace(_BOUNDARY, _NEWLINE_BOUNDARY) + b"\n", failures
+    from crunch._output import encode_record
+
+    lines = []
+    positions = _item_positions(len(records), skipped)
+    for index, record in enumerate(records):
+        line, problem = encode_record(record)
+        if problem is not None:
+            if failures is None:
+                failures = {}
+            position = positions[index]
+            failures[position] = ItemFailure(record["item"], problem, record["seconds"])
+        lines.append(line)
+    return b"".join(lines), failures
+
+
+def _item_positions(items: int, skipped: list[int] | None) -> list[int]:
+    """The position of each item, given the positions that were skipped."""
+    if not skipped:
+        return list(range(items))
+    gone = set(skipped)
+    out: list[int] = []
+    position = 0
+    while len(out) < items:
+        if position not in gone:
+            out.append(position)
+        position += 1
+    return out
+
+
+def item_positions(outcome: UnitOutcome) -> list[int]:
+    """The position of each item in ``outcome`` (the parent's view of the per-item lists)."""
+    return _item_positions(outcome.items, outcome.skipped)

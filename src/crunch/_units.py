@@ -1,0 +1,203 @@
+"""What a chunk of work is: a *unit* the parent cuts cheaply and a worker opens itself.
+
+The parent never touches the items of a source it can hand to workers whole; it cuts the
+source into units and counts positions, and the worker reads, decodes, keys and runs:
+
+    ItemsUnit   a list of Python items (any iterable the library is given); the parent
+                keeps their keys unless the worker must write records (then they travel)
+    PathsUnit   a list of keys of files (``data/sub/a.txt``): the worker makes each ``Path``
+    JsonlUnit   a line-aligned byte range of a JSON Lines file and the number of its first
+                line: the worker reads the range, decodes each line, finds its key
+
+A unit has ``len(unit)`` *positions*, one per item or per line (a blank line, or an item that
+``--resume`` says is done, is a position that yields ``SKIP``: no record). Everything the
+engine says about an item (the slot table's "running position 7", a failure, a rerun) is a
+position; ``subset(positions)`` makes the unit of just those positions (reruns, retries,
+suspects run alone), keeping their original positions for ordering.
+
+``Job`` is what every worker of a run needs besides its units: the task, whether to write
+records or return values, the ``--key`` field and the keys ``--resume`` skips. It travels once
+per worker, never per chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from crunch.results import InvalidItem
+
+SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
+"""The item of a position that has nothing to run (a blank line, an item already done)."""
+
+
+class Job:
+    """What a worker needs to run any unit of one run (sent to each worker once)."""
+
+    __slots__ = ("fn", "key_field", "records", "skip")
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        records: bool = False,
+        key_field: str | None = None,
+        skip: frozenset[Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.records = records  # encode JSON Lines records in the worker (the command)
+        self.key_field = key_field
+        self.skip = skip or None
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.fn, self.records, self.key_field, self.skip)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.fn, self.records, self.key_field, self.skip = state
+
+
+class ItemsUnit:
+    """Python items; ``keys`` travel only when the worker writes records."""
+
+    __slots__ = ("items", "keys")
+
+    def __init__(self, items: list[Any], keys: Sequence[Any] | None = None) -> None:
+        self.items = items
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
+        keys = self.keys if self.keys is not None else [None] * len(self.items)
+        return zip(keys, self.items, strict=True)
+
+    def subset(self, positions: Sequence[int]) -> ItemsUnit:
+        items = self.items
+        keys = self.keys
+        return ItemsUnit(
+            [items[p] for p in positions], None if keys is None else [keys[p] for p in positions]
+        )
+
+    def key_at(self, position: int, job: Job) -> Any:
+        return None if self.keys is None else self.keys[position]
+
+
+class PathsUnit:
+    """Files by key (``str``), or ``(key, InvalidItem)`` for an entry the walk could not read."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: list[Any]) -> None:
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
+        skip = job.skip
+        for entry in self.keys:
+            if type(entry) is str:
+                yield entry, SKIP if skip is not None and entry in skip else Path(entry)
+            else:
+                yield entry
+
+    def subset(self, positions: Sequence[int]) -> PathsUnit:
+        keys = self.keys
+        return PathsUnit([keys[p] for p in positions])
+
+    def key_at(self, position: int, job: Job) -> Any:
+        entry = self.keys[position]
+        return entry if type(entry) is str else entry[0]
+
+
+class JsonlUnit:
+    """The lines of ``path`` in ``[start, end)``; the first is line ``first_line`` (1-based).
+
+    ``lines`` is how many lines the range holds (a last line without a newline included);
+    ``select``, when set, keeps only those line offsets (a subset). ``data`` holds the bytes
+    themselves when the source cannot be reopened by a worker (standard input, a pipe).
+    """
+
+    __slots__ = ("data", "end", "first_line", "lines", "path", "select", "start")
+
+    def __init__(
+        self,
+        path: str | None,
+        start: int,
+        end: int,
+        first_line: int,
+        lines: int,
+        select: tuple[int, ...] | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        self.path = path
+        self.start = start
+        self.end = end
+        self.first_line = first_line
+        self.lines = lines
+        self.select = select
+        self.data = data
+
+    def __len__(self) -> int:
+        return self.lines if self.select is None else len(self.select)
+
+    def _lines(self) -> list[bytes]:
+        data = self.data
+        if data is None:
+            assert self.path is not None
+            with open(self.path, "rb") as f:
+                f.seek(self.start)
+                data = f.read(self.end - self.start)
+        lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the range ends with a newline
+        # A file changed under the run gives fewer lines than were counted: the missing ones
+        # read as blank, never as another line's data.
+        lines.extend(b"" for _ in range(self.lines - len(lines)))
+        return lines
+
+    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
+        from crunch.sources import jsonl_entry
+
+        lines = self._lines()
+        key_field = job.key_field
+        skip = job.skip
+        first = self.first_line
+        offsets = range(self.lines) if self.select is None else self.select
+        for offset in offsets:
+            entry = jsonl_entry(first + offset, lines[offset], key_field)
+            if entry is None or (skip is not None and entry[0] in skip):
+                yield None, SKIP
+            else:
+                yield entry
+
+    def subset(self, positions: Sequence[int]) -> JsonlUnit:
+        offsets = range(self.lines) if self.select is None else self.select
+        select = tuple(offsets[p] for p in positions)
+        return JsonlUnit(
+            self.path, self.start, self.end, self.first_line, self.lines, select, self.data
+        )
+
+    def key_at(self, position: int, job: Job) -> Any:
+        """The key of one position, read in the parent (a rare path: its worker died)."""
+        from crunch.sources import jsonl_entry
+
+        offset = position if self.select is None else self.select[position]
+        try:
+            line = self._lines()[offset]
+        except OSError:
+            line = b""
+        entry = jsonl_entry(self.first_line + offset, line, job.key_field)
+        return self.first_line + offset if entry is None else entry[0]
+
+
+def is_regular_file(path: str) -> bool:
+    try:
+        import stat
+
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
