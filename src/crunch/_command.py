@@ -203,9 +203,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
     run_id = uuid.uuid4().hex[:12]
     records = regroup is None  # workers encode the records; else the parent regroups parts
-    stream = _Stream(
-        fn, entries, key=None, init=init, config=config, keyed=True, records=records
-    )
+    stream = _Stream(fn, entries, key=None, init=init, config=config, keyed=True, records=records)
     progress = None
     if show_progress:
         from crunch.sinks import Progress

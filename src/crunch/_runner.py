@@ -18,6 +18,7 @@ task raised has to pickle.
 from __future__ import annotations
 
 import inspect
+import itertools
 import time
 import traceback
 from collections.abc import Callable
@@ -34,7 +35,7 @@ _CRUNCH_FRAMES = frozenset(
 )
 
 
-class ItemFailure(NamedTuple):
+class FailedItem(NamedTuple):
     """One failed position: its key (when the worker knows it), why, and how long it ran."""
 
     key: Any
@@ -54,7 +55,7 @@ class UnitOutcome(NamedTuple):
 
     done: int
     total: float  # seconds of all items together (the chunk sizer's measure)
-    failures: dict[int, ItemFailure] | None
+    failures: dict[int, FailedItem] | None
     skipped: list[int] | None
     keys: list[Any] | None
     values: list[Any] | None
@@ -121,7 +122,7 @@ class Progress:
         self.keys: list[Any] = []
         self.values: list[Any] = []  # values mode: the values; records mode: record dicts
         self.seconds: list[float] = []
-        self.failures: dict[int, ItemFailure] | None = None
+        self.failures: dict[int, FailedItem] | None = None
         self.skipped: list[int] | None = None
         self.records = False  # set by run_unit from the job
         self.keys_known = True  # the parent has the keys: none travel back
@@ -166,19 +167,90 @@ def run_unit(
     timeout: float | None = None,
     progress: Progress | None = None,
 ) -> UnitOutcome:
-    """Run ``job.fn`` on each item of ``unit`` in order; ``attempts`` numbers retried positions."""
+    """Run ``job.fn`` on each item of ``unit`` in order; ``attempts`` numbers retried positions.
+
+    Two loops: a lean one for the common case (clean items, first attempts, no timer, a lane
+    that exposes its slot as a ``view``), and a careful one for everything else. They record
+    the same things; the lean one only leaves out the checks that cannot apply.
+    """
     acc = progress if progress is not None else Progress()
     acc.start(job, unit)
-    records = acc.records
-    fn = job.fn
+    keys, items, clean = unit.open(job)
+    view = getattr(lane, "view", None)
+    if clean and attempts is None and timeout is None and view is not None:
+        done = _run_lean(job.fn, keys, items, lane, view, acc)
+    else:
+        done = _run_careful(job.fn, keys, items, lane, acc, attempts, timeout)
+    return acc.outcome(done)
+
+
+def _run_lean(
+    fn: Callable[[Any], Any],
+    keys: Any,
+    items: Any,
+    lane: Any,
+    view: Any,
+    acc: Progress,
+) -> int:
+    """The hot loop: per item, one store into the slot table, the call, one clock reading."""
+    halt, at = lane.halt_index, lane.position_index
     clock = time.monotonic
-    begin = lane.begin
-    keys, values, seconds = acc.keys, acc.values, acc.seconds
-    add_key, add_value, add_second = keys.append, values.append, seconds.append
+    add = acc.values.append
+    add_key, add_second = acc.keys.append, acc.seconds.append
+    records = acc.records
     done = 0
     start = clock()
     try:
-        for position, (key, item) in enumerate(unit.entries(job)):
+        for position, key, item in zip(itertools.count(), keys, items):
+            if view[halt]:
+                break
+            view[at] = position
+            try:
+                value = fn(item)
+            except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+                now = clock()
+                _record_failure(acc, position, key, describe(exc), now - start, 1)
+                start = now
+                done = position + 1
+                continue
+            now = clock()
+            if records:
+                add(
+                    {
+                        "item": key,
+                        "ok": True,
+                        "value": value,
+                        "seconds": int((now - start) * 1e6 + 0.5) / 1e6,
+                        "attempts": 1,
+                    }
+                )
+            else:
+                add_key(key)
+                add(value)
+                add_second(now - start)
+            start = now
+            done = position + 1
+    finally:
+        lane.end()
+    return done
+
+
+def _run_careful(
+    fn: Callable[[Any], Any],
+    keys: Any,
+    items: Any,
+    lane: Lane,
+    acc: Progress,
+    attempts: list[int] | None,
+    timeout: float | None,
+) -> int:
+    clock = time.monotonic
+    begin = lane.begin
+    records = acc.records
+    done = 0
+    start = clock()
+    try:
+        for position, key, item in zip(itertools.count(), keys, items):
             if item is SKIP:
                 if acc.skipped is None:
                     acc.skipped = []
@@ -202,31 +274,40 @@ def run_unit(
             took = now - start
             start = now
             tries = 1 if attempts is None else attempts[position]
-            if records:
-                if failure is None:
-                    add_value(
-                        {
-                            "item": key,
-                            "ok": True,
-                            "value": value,
-                            "seconds": int(took * 1e6 + 0.5) / 1e6,
-                            "attempts": tries,
-                        }
-                    )
-                else:
-                    add_value(_failure_record(key, failure, took, tries))
-            else:
-                add_key(key)
-                add_value(value)
-                add_second(took)
             if failure is not None:
-                if acc.failures is None:
-                    acc.failures = {}
-                acc.failures[position] = ItemFailure(key, failure, took)
+                _record_failure(acc, position, key, failure, took, tries)
+            elif records:
+                acc.values.append(
+                    {
+                        "item": key,
+                        "ok": True,
+                        "value": value,
+                        "seconds": int(took * 1e6 + 0.5) / 1e6,
+                        "attempts": tries,
+                    }
+                )
+            else:
+                acc.keys.append(key)
+                acc.values.append(value)
+                acc.seconds.append(took)
             done = position + 1
     finally:
         lane.end()
-    return acc.outcome(done)
+    return done
+
+
+def _record_failure(
+    acc: Progress, position: int, key: Any, failure: FailureTuple, took: float, tries: int
+) -> None:
+    if acc.records:
+        acc.values.append(_failure_record(key, failure, took, tries))
+    else:
+        acc.keys.append(key)
+        acc.values.append(None)
+        acc.seconds.append(took)
+    if acc.failures is None:
+        acc.failures = {}
+    acc.failures[position] = FailedItem(key, failure, took)
 
 
 async def arun_unit(
@@ -241,8 +322,9 @@ async def arun_unit(
     fn = job.fn
     clock = time.monotonic
     done = 0
+    keys, items, _clean = unit.open(job)
     try:
-        for position, (key, item) in enumerate(unit.entries(job)):
+        for position, key, item in zip(itertools.count(), keys, items):
             start = clock()
             if item is SKIP:
                 acc.skipped = [*(acc.skipped or ()), position]
@@ -269,7 +351,9 @@ async def arun_unit(
                 failure = describe(exc)
             took = clock() - start
             tries = 1 if attempts is None else attempts[position]
-            if records:
+            if failure is not None:
+                _record_failure(acc, position, key, failure, took, tries)
+            elif records:
                 acc.values.append(
                     {
                         "item": key,
@@ -278,16 +362,11 @@ async def arun_unit(
                         "seconds": int(took * 1e6 + 0.5) / 1e6,
                         "attempts": tries,
                     }
-                    if failure is None
-                    else _failure_record(key, failure, took, tries)
                 )
             else:
                 acc.keys.append(key)
                 acc.values.append(value)
                 acc.seconds.append(took)
-            if failure is not None:
-                acc.failures = acc.failures or {}
-                acc.failures[position] = ItemFailure(key, failure, took)
             done = position + 1
     finally:
         lane.end()
@@ -321,9 +400,9 @@ _NEWLINE_BOUNDARY = b'}\n{"item":'
 
 def encode_records(
     records: list[dict[str, Any]],
-    failures: dict[int, ItemFailure] | None,
+    failures: dict[int, FailedItem] | None,
     skipped: list[int] | None,
-) -> tuple[bytes, dict[int, ItemFailure] | None]:
+) -> tuple[bytes, dict[int, FailedItem] | None]:
     """The JSON Lines of ``records`` as one ``bytes``, and the failures with encoding ones added.
 
     The common case is one ``orjson.dumps`` of the whole list: every record starts with
@@ -353,7 +432,7 @@ def encode_records(
             if failures is None:
                 failures = {}
             position = positions[index]
-            failures[position] = ItemFailure(record["item"], problem, record["seconds"])
+            failures[position] = FailedItem(record["item"], problem, record["seconds"])
         lines.append(line)
     return b"".join(lines), failures
 

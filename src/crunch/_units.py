@@ -23,7 +23,7 @@ per worker, never per chunk.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ from crunch.results import InvalidItem
 
 SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
 """The item of a position that has nothing to run (a blank line, an item already done)."""
+
+Opened = tuple[Sequence[Any], Sequence[Any], bool]
+"""What ``unit.open(job)`` gives a worker: a key and an item per position, and whether the
+items are *clean* (no ``SKIP``, no ``InvalidItem``), which lets the runner skip those checks."""
+
+_KEY_TYPES = frozenset({str, int})
 
 
 class Job:
@@ -70,9 +76,10 @@ class ItemsUnit:
     def __len__(self) -> int:
         return len(self.items)
 
-    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
+    def open(self, job: Job) -> Opened:
         keys = self.keys if self.keys is not None else [None] * len(self.items)
-        return zip(keys, self.items, strict=True)
+        items = self.items
+        return keys, items, InvalidItem not in set(map(type, items))
 
     def subset(self, positions: Sequence[int]) -> ItemsUnit:
         items = self.items
@@ -96,13 +103,21 @@ class PathsUnit:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
+    def open(self, job: Job) -> Opened:
+        entries = self.keys
         skip = job.skip
-        for entry in self.keys:
+        if skip is None and set(map(type, entries)) == {str}:
+            return entries, list(map(Path, entries)), True
+        keys: list[Any] = []
+        items: list[Any] = []
+        for entry in entries:
             if type(entry) is str:
-                yield entry, SKIP if skip is not None and entry in skip else Path(entry)
+                keys.append(entry)
+                items.append(SKIP if skip is not None and entry in skip else Path(entry))
             else:
-                yield entry
+                keys.append(entry[0])
+                items.append(entry[1])
+        return keys, items, False
 
     def subset(self, positions: Sequence[int]) -> PathsUnit:
         keys = self.keys
@@ -159,20 +174,48 @@ class JsonlUnit:
         lines.extend(b"" for _ in range(self.lines - len(lines)))
         return lines
 
-    def entries(self, job: Job) -> Iterator[tuple[Any, Any]]:
-        from crunch.sources import jsonl_entry
+    def open(self, job: Job) -> Opened:
+        """Decode the lines: in bulk (C speed) when they all are well-formed, else line by line."""
+        import orjson
+
+        from crunch.sources import _UTF8_BOM, jsonl_entry
 
         lines = self._lines()
+        if self.select is not None:
+            offsets: Sequence[int] = self.select
+            lines = [lines[o] for o in offsets]
+        else:
+            offsets = range(self.lines)
+        if self.first_line == 1 and offsets and offsets[0] == 0:
+            lines[0] = lines[0].removeprefix(_UTF8_BOM)
         key_field = job.key_field
         skip = job.skip
+        if skip is None:
+            try:
+                values = list(map(orjson.loads, lines))
+                first = self.first_line
+                if key_field is None:
+                    if self.select is None:
+                        return range(first, first + self.lines), values, True
+                    return [first + o for o in offsets], values, True
+                # Only an object has fields: a list or a string raises TypeError here.
+                keys = [v[key_field] for v in values]
+                if set(map(type, keys)) <= _KEY_TYPES:
+                    return keys, values, True
+            except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+                pass  # a blank or broken line somewhere: the careful way below
+        keys = []
+        items = []
         first = self.first_line
-        offsets = range(self.lines) if self.select is None else self.select
-        for offset in offsets:
-            entry = jsonl_entry(first + offset, lines[offset], key_field)
+        for offset, line in zip(offsets, lines, strict=True):
+            entry = jsonl_entry(first + offset, line, key_field)
             if entry is None or (skip is not None and entry[0] in skip):
-                yield None, SKIP
+                keys.append(None)
+                items.append(SKIP)
             else:
-                yield entry
+                keys.append(entry[0])
+                items.append(entry[1])
+        return keys, items, False
 
     def subset(self, positions: Sequence[int]) -> JsonlUnit:
         offsets = range(self.lines) if self.select is None else self.select
