@@ -24,6 +24,7 @@ DOCUMENTED = {
     "SourceError",
     "RunInterrupted",
     "ItemFailedError",
+    "WorkerStartError",
     "__version__",
 }
 

@@ -23,6 +23,7 @@ from crunch.exceptions import (
     SourceError,
     TaskNotImportableError,
     UsageError,
+    WorkerStartError,
 )
 from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
 
@@ -48,6 +49,7 @@ __all__ = [
     "SourceError",
     "TaskNotImportableError",
     "UsageError",
+    "WorkerStartError",
     "__version__",
     "amap",
     "imap",

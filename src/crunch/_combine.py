@@ -1,4 +1,4 @@
-"""Splitting large files into units and combining partial states (CONTRACT §7).
+"""Splitting large files into units and combining partial states (README, "Built-in tasks").
 
     entries --expand--> (key, Path) | ((key, part, parts), Unit) --engine--> results
             --Regroup--> one record per key (+ the --reduce total)

@@ -7,7 +7,8 @@
   consumed only as fast as it is processed (bounded memory).
 
 ``take(n)`` returns ``(first_seq, keys, items)`` for up to ``n`` items, keys as the library
-defines them (CONTRACT §3) or as the source gave them (``keyed``: the source yields pairs).
+defines them (README, "The library": Keys) or as the source gave them (``keyed``: the source
+yields pairs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ KeyFn = Callable[[Any], Any]
 
 
 def default_keys(seq0: int, items: list[Any]) -> Sequence[Any]:
-    """``str(item)`` for paths, the 0-based input index for anything else (CONTRACT §3)."""
+    """``str(item)`` for paths, the 0-based input index for anything else (README: Keys)."""
     # One pass in C over the items' types: this runs for every item of a run.
     if not any(issubclass(kind, PurePath) for kind in set(map(type, items))):
         return range(seq0, seq0 + len(items))

@@ -2,7 +2,7 @@
 
 ``prepare_resume(path)`` is called once, before the run, on the ``-o FILE`` of a resumed run.
 The run then skips the keys in ``done`` and opens FILE for appending (``"ab"``), so that
-afterwards FILE holds exactly one record per item (CONTRACT §2, "Output: --resume").
+afterwards FILE holds exactly one record per item (README, "The command": ``--resume``).
 
 Rules
     - No file: nothing to resume; an empty ``done``, and the file is not created here.
@@ -28,7 +28,7 @@ Rules
     - Memory: the file is read twice, streamed; between the passes only the keys and the line
       number of each key's winning record are held, never the records themselves.
 
-Result and resume files are JSON, never pickle (CONTRACT §5.7).
+Result and resume files are JSON, never pickle (README, "What crunch guarantees": Safety).
 """
 
 from __future__ import annotations

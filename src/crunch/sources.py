@@ -26,7 +26,8 @@ Walking directories (``walk``)
       ``hidden=True``. A root is never skipped for its own name.
     - Symbolic links met during the walk (to files or directories, dangling or not) are skipped
       unless ``follow_symlinks=True``; so nothing outside the roots is read by default
-      (CONTRACT §5.7). A root named by the caller is used even when it is a link.
+      (README, "What crunch guarantees": Safety). A root named by the caller is used even
+      when it is a link.
     - With ``follow_symlinks=True`` a link is walked as what it points to. A directory whose
       ``(st_dev, st_ino)`` is already on the current path from the root (a link to an ancestor:
       a loop) is not entered again, so the walk always ends and a loop yields every file once;
@@ -443,10 +444,10 @@ def _join(parent: Path, name: str) -> Path:
     return parent / name
 
 
-# The parent's cost per item counts (CONTRACT §6): ``Path(key)`` or ``parent / name`` re-parse
-# the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper appends
-# one known-good component without parsing. It is private, so fall back when it is gone; the
-# result is the same Path either way (tests check ``str(item) == key``).
+# The parent's cost per item counts (README, "Performance"): ``Path(key)`` or ``parent / name``
+# re-parse the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper
+# appends one known-good component without parsing. It is private, so fall back when it is
+# gone; the result is the same Path either way (tests check ``str(item) == key``).
 _child_path: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", None) or _join
 
 

@@ -21,11 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crunch._worker import FailureTuple, Outcome
-from crunch.exceptions import UsageError
-
-
-class WorkerStartError(UsageError):
-    """Workers could not load the task or its initializer failed: the run cannot go on."""
 
 
 @dataclass(slots=True)

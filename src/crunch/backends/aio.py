@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from crunch._worker import Outcome, arun_chunk, describe, is_async_task, run_chunk
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
 from crunch.backends.thread import Job, LaneJobs
+from crunch.exceptions import WorkerStartError
 
 
 class AsyncBackend(Backend):

@@ -74,8 +74,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from crunch._worker import FailureTuple, Outcome, _drop_unpicklable, describe, run_chunk
-from crunch.backends import Backend, Lost, WorkerStartError
-from crunch.exceptions import MissingExtraError, UsageError
+from crunch.backends import Backend, Lost
+from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
 

@@ -58,8 +58,9 @@ from crunch._worker import (
     slot_offset,
     timeout_failure,
 )
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
 from crunch.backends._startmain import mentions_main, without_main
+from crunch.exceptions import WorkerStartError
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.

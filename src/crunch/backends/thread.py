@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from crunch._worker import Outcome, describe, run_chunk, timeout_failure
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
+from crunch.exceptions import WorkerStartError
 
 
 class Job:
