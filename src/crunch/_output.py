@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from crunch._failures import ItemFailure
 from crunch.results import Failure, ItemResult
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -29,13 +30,7 @@ def encode(result: ItemResult) -> tuple[bytes, ItemResult]:
     try:
         return orjson.dumps(result.as_record(), option=_OPTS) + b"\n", result
     except (TypeError, orjson.JSONEncodeError) as exc:
-        failure = Failure(
-            "error",
-            "TypeError",
-            f"the task's value is not JSON-serialisable: {exc}",
-            "",
-            result.attempts,
-        )
+        failure = ItemFailure.unencodable_value(exc).public(result.attempts)
         bad = ItemResult(result.key, False, None, failure, result.seconds, result.attempts)
         return orjson.dumps(bad.as_record(), option=_OPTS) + b"\n", bad
 

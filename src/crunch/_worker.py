@@ -7,10 +7,9 @@ worker reports which item it is on and learns that it should stop starting new i
     lane.begin(i, t) -> bool about to run item i, at time.monotonic() t; False: halt requested
     lane.end()               the chunk is finished (or halted)
 
-An outcome is a plain tuple ``(values, seconds, failures)`` covering items ``[0, len(values))``;
-``failures`` maps an index to a failure tuple ``(kind, type, message, traceback, names)`` where
-``names`` are the exception's class names along its MRO (what ``--retry-on`` matches). Failures
-are built here, in the worker, from strings only, so nothing the task raised has to pickle.
+An ``Outcome`` is ``(values, seconds, failures)`` covering items ``[0, len(values))``;
+``failures`` maps an index to its ``ItemFailure`` (crunch._failures), built here, in the worker,
+from strings only, so nothing the task raised has to pickle.
 """
 
 from __future__ import annotations
@@ -19,17 +18,19 @@ import inspect
 import pickle
 import signal
 import time
-import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from crunch._failures import ItemFailure, startup_error_text
 from crunch.results import InvalidItem
 
-FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
-Outcome = tuple[list[Any], list[float], dict[int, FailureTuple] | None]
 
+class Outcome(NamedTuple):
+    """What a chunk's run gave: a value and seconds per item run, failures by index."""
 
-_CRUNCH_FRAMES = frozenset({__name__, "crunch._combine", "crunch._taskspec"})
+    values: list[Any]
+    seconds: list[float]
+    failures: dict[int, ItemFailure] | None
 
 
 class Lane(Protocol):
@@ -42,32 +43,6 @@ class ItemTimeout(BaseException):
 
     A ``BaseException`` so that a task's ``except Exception`` cannot swallow it.
     """
-
-
-def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
-    """A failure tuple for ``exc``: its type name, message and traceback text, all strings."""
-    try:
-        message = str(exc)
-    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not break the worker
-        message = f"<str() of the exception failed: {type(inner).__name__}>"
-    try:
-        tb = exc.__traceback__
-        # Drop crunch's own frames so the traceback starts in the task.
-        while tb is not None and tb.tb_frame.f_globals.get("__name__") in _CRUNCH_FRAMES:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:  # noqa: BLE001
-        text = ""
-    names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
-    return (kind, type(exc).__name__, message, text, names)
-
-
-def timeout_failure(seconds: float) -> FailureTuple:
-    return ("timeout", "TimeoutError", f"item exceeded the {seconds:g} s timeout", "", ())
-
-
-def invalid_failure(item: InvalidItem) -> FailureTuple:
-    return ("error", item.type, item.message, "", (item.type,))
 
 
 def run_chunk(
@@ -91,14 +66,14 @@ def run_chunk(
             if not begin(index, start):
                 break
             if type(item) is InvalidItem:
-                value, failure = None, invalid_failure(item)
+                value, failure = None, ItemFailure.invalid(item)
             else:
                 try:
                     value = fn(item)
                 except ItemTimeout:
-                    value, failure = None, timeout_failure(_SOFT_TIMEOUT or 0.0)
+                    value, failure = None, ItemFailure.timeout(_SOFT_TIMEOUT or 0.0)
                 except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
-                    value, failure = None, describe(exc)
+                    value, failure = None, ItemFailure.from_exception(exc)
                 else:
                     now = clock()
                     append_value(value)
@@ -114,7 +89,7 @@ def run_chunk(
             start = now
     finally:
         lane.end()
-    return values, seconds, failures
+    return Outcome(values, seconds, failures)
 
 
 async def arun_chunk(
@@ -128,7 +103,7 @@ async def arun_chunk(
 
     values: list[Any] = []
     seconds: list[float] = []
-    failures: dict[int, FailureTuple] | None = None
+    failures: dict[int, ItemFailure] | None = None
     perf = time.monotonic
     try:
         for index, item in enumerate(items):
@@ -139,19 +114,19 @@ async def arun_chunk(
             value = None
             try:
                 if type(item) is InvalidItem:
-                    failure = invalid_failure(item)
+                    failure = ItemFailure.invalid(item)
                 else:
                     value = await asyncio.wait_for(fn(item), timeout)
             except TimeoutError:
                 failure = (
-                    timeout_failure(timeout)
+                    ItemFailure.timeout(timeout)
                     if timeout is not None and perf() - start >= timeout * 0.999
-                    else describe(_current_exception())
+                    else ItemFailure.from_exception(_current_exception())
                 )
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001
-                failure = describe(exc)
+                failure = ItemFailure.from_exception(exc)
             values.append(value)
             seconds.append(perf() - start)
             if failure is not None:
@@ -159,7 +134,7 @@ async def arun_chunk(
                 failures[index] = failure
     finally:
         lane.end()
-    return values, seconds, failures
+    return Outcome(values, seconds, failures)
 
 
 def _current_exception() -> BaseException:
@@ -273,7 +248,7 @@ def init_process_worker(
         if init is not None:
             init()
     except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
-        _INIT_ERROR = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+        _INIT_ERROR = startup_error_text(exc)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -340,12 +315,5 @@ def _drop_unpicklable(outcome: Outcome) -> Outcome:
             pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001
             values[index] = None
-            kind, type_, message, text, names = describe(exc)
-            failures[index] = (
-                kind,
-                type_,
-                f"the task's return value could not be pickled: {message}",
-                text,
-                names,
-            )
-    return values, seconds, failures
+            failures[index] = ItemFailure.unpicklable_value(exc)
+    return Outcome(values, seconds, failures)

@@ -13,12 +13,13 @@ from typing import Any, Literal, NamedTuple
 
 from crunch.exceptions import ItemFailedError
 
-FailureKind = Literal["error", "timeout", "crash"]
+FailureKind = Literal["error", "timeout", "crash", "memory"]
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why one item failed. ``kind`` is ``error`` (it raised), ``timeout`` or ``crash``."""
+    """Why one item failed. ``kind`` is ``error`` (it raised), ``timeout``, ``crash`` (it killed
+    its worker) or ``memory`` (it took its worker past ``max_memory``)."""
 
     kind: FailureKind
     type: str

@@ -35,15 +35,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
+from crunch._failures import ItemFailure
 from crunch._feed import KeyFn, make_feed
 from crunch._sizing import ChunkSizer
-from crunch._worker import FailureTuple, Outcome
+from crunch._worker import Outcome
 from crunch.backends import Backend, Lost, make_backend
 from crunch.config import RunConfig
 from crunch.exceptions import RunInterrupted, SourceError, UsageError
-from crunch.results import Failure, ItemResult
+from crunch.results import ItemResult
 
 # An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
 SUSPECT_LIMIT = 3
@@ -140,8 +141,24 @@ class _Chunk:
         self.suspicion = suspicion
 
 
-# One item waiting to run again: (seq, key, item, attempts, suspicion).
-_Redo = tuple[int, Any, Any, int, int]
+class _Redo(NamedTuple):
+    """One item waiting to run again."""
+
+    seq: int  # its position in the input
+    key: Any
+    item: Any
+    attempts: int  # tries so far
+    suspicion: int  # unexplained worker deaths it was in flight for
+
+
+class _Retry(NamedTuple):
+    """An item backing off before its next try; the heap orders them by ``ready``."""
+
+    ready: float  # time.monotonic() when it may run again
+    seq: int  # unique, so entries never compare further
+    key: Any
+    item: Any
+    attempts: int
 
 
 class Scheduler:
@@ -173,7 +190,7 @@ class Scheduler:
         self.inflight: dict[int, _Chunk] = {}
         self.early_done: dict[int, _Chunk] = {}  # finished, freed from the window, not absorbed
         self.redo: collections.deque[_Redo] = collections.deque()
-        self.retry_heap: list[tuple[float, int, Any, Any, int]] = []
+        self.retry_heap: list[_Retry] = []
         self.held: dict[int, ItemResult] = {}  # ordered mode: finished, waiting for earlier
         self.next_seq = 0
         self.chunk_ids = 0
@@ -323,37 +340,37 @@ class Scheduler:
         """Items to run again. A suspect goes alone, so the next death names it."""
         first = self.redo.popleft()
         batch = [first]
-        if not first[4]:
+        if not first.suspicion:
             limit = self.sizer.size(time.monotonic() - self.stats.started, None)
-            while self.redo and len(batch) < limit and not self.redo[0][4]:
+            while self.redo and len(batch) < limit and not self.redo[0].suspicion:
                 batch.append(self.redo.popleft())
         return _Chunk(
             chunk_id,
-            [r[0] for r in batch],
-            [r[1] for r in batch],
-            [r[2] for r in batch],
-            [r[3] for r in batch],
-            [r[4] for r in batch],
+            [r.seq for r in batch],
+            [r.key for r in batch],
+            [r.item for r in batch],
+            [r.attempts for r in batch],
+            [r.suspicion for r in batch],
         )
 
     def _release_retries(self) -> None:
         now = time.monotonic()
         heap = self.retry_heap
-        while heap and heap[0][0] <= now:
-            _, seq, key, item, attempts = heapq.heappop(heap)
-            self.redo.append((seq, key, item, attempts, 0))
-        if heap and heap[0][0] != self.retry_timer_at:
+        while heap and heap[0].ready <= now:
+            entry = heapq.heappop(heap)
+            self.redo.append(_Redo(entry.seq, entry.key, entry.item, entry.attempts, 0))
+        if heap and heap[0].ready != self.retry_timer_at:
             assert self.loop is not None
-            self.retry_timer_at = heap[0][0]
-            self.loop.call_at(heap[0][0], self.wake.set)
+            self.retry_timer_at = heap[0].ready
+            self.loop.call_at(heap[0].ready, self.wake.set)
 
     # ------------------------------------------------------------------ results
     def _absorb(self, chunk: _Chunk, outcome: Outcome | Lost) -> Batch | None:
         if self.inflight.pop(chunk.id, None) is None:
             del self.early_done[chunk.id]
         if (
-            type(outcome) is tuple
-            and not outcome[2]
+            type(outcome) is Outcome
+            and not outcome.failures
             and chunk.attempts is None
             and not self.config.ordered
         ):
@@ -373,7 +390,7 @@ class Scheduler:
             self._absorb_lost(chunk, outcome, results)
         else:
             self._absorb_outcome(chunk, outcome, results)
-            not_started = len(chunk.items) - len(outcome[0])
+            not_started = len(chunk.items) - len(outcome.values)
             if not_started:
                 self.stats.not_run += not_started
         results = self._emit(results)
@@ -426,7 +443,7 @@ class Scheduler:
     def _absorb_lost(self, chunk: _Chunk, lost: Lost, results: list[ItemResult]) -> None:
         if lost.partial is not None:
             self._absorb_outcome(chunk, lost.partial, results)
-        deaths = [f for f, _ in lost.blamed.values() if f[0] == "crash"]
+        deaths = [f for f, _ in lost.blamed.values() if f.kind in ("crash", "memory")]
         self.stats.worker_deaths += len(deaths) or lost.suspect
         for index, (failure, seconds) in lost.blamed.items():
             tries = chunk.attempts[index] if chunk.attempts else 1
@@ -442,13 +459,7 @@ class Scheduler:
             tries = chunk.attempts[index] if chunk.attempts else 1
             suspicion = (chunk.suspicion[index] if chunk.suspicion else 0) + lost.suspect
             if lost.suspect and len(chunk.items) == 1 and suspicion >= SUSPECT_LIMIT:
-                failure = (
-                    "crash",
-                    "WorkerDied",
-                    f"a worker died {suspicion} times while this item, alone, was running",
-                    "",
-                    (),
-                )
+                failure = ItemFailure.repeated_crash(suspicion)
                 result = self._failed(chunk, index, failure, 0.0, tries)
                 if self.config.ordered:
                     self.held[chunk.seqs[index]] = result
@@ -456,33 +467,25 @@ class Scheduler:
                     results.append(result)
                 continue
             self.redo.append(
-                (chunk.seqs[index], chunk.keys[index], chunk.items[index], tries, suspicion)
+                _Redo(chunk.seqs[index], chunk.keys[index], chunk.items[index], tries, suspicion)
             )
 
     def _failed(
-        self, chunk: _Chunk, index: int, failure: FailureTuple, seconds: float, tries: int
+        self, chunk: _Chunk, index: int, failure: ItemFailure, seconds: float, tries: int
     ) -> ItemResult:
-        kind, type_, message, text, _names = failure
         self.stats.failed += 1
         max_failures = self.config.max_failures
         if max_failures is not None and self.stats.failed >= max_failures and not self.stopping:
             self.stats.halted = True
             self._halt()
-        return ItemResult(
-            chunk.keys[index],
-            False,
-            None,
-            Failure(kind, type_, message, text, tries),  # ty: ignore[invalid-argument-type]
-            seconds,
-            tries,
-        )
+        return ItemResult(chunk.keys[index], False, None, failure.public(tries), seconds, tries)
 
-    def _should_retry(self, failure: FailureTuple, tries: int) -> bool:
+    def _should_retry(self, failure: ItemFailure, tries: int) -> bool:
         return (
-            failure[0] == "error"
+            failure.kind == "error"
             and tries <= self.config.retries
             and not self.stopping
-            and not self.retry_on.isdisjoint(failure[4])
+            and not self.retry_on.isdisjoint(failure.names)
         )
 
     def _retry(self, chunk: _Chunk, index: int, tries: int) -> None:
@@ -490,7 +493,7 @@ class Scheduler:
         delay = min(MAX_BACKOFF, self.config.backoff * 2 ** (tries - 1))
         delay *= random.uniform(0.5, 1.5)
         ready = time.monotonic() + delay
-        entry = (ready, chunk.seqs[index], chunk.keys[index], chunk.items[index], tries + 1)
+        entry = _Retry(ready, chunk.seqs[index], chunk.keys[index], chunk.items[index], tries + 1)
         heapq.heappush(self.retry_heap, entry)
         self.stats.retried += 1
         assert self.loop is not None

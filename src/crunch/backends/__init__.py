@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crunch._worker import FailureTuple, Outcome
+from crunch._failures import ItemFailure
+from crunch._worker import Outcome
 
 
 @dataclass(slots=True)
@@ -35,7 +36,7 @@ class Lost:
     """
 
     rerun: Sequence[int]
-    blamed: dict[int, tuple[FailureTuple, float]] = field(default_factory=dict)
+    blamed: dict[int, tuple[ItemFailure, float]] = field(default_factory=dict)
     partial: Outcome | None = None
     suspect: bool = False
 

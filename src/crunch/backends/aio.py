@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from crunch._worker import Outcome, arun_chunk, describe, is_async_task, run_chunk
+from crunch._failures import startup_error_text
+from crunch._worker import Outcome, arun_chunk, is_async_task, run_chunk
 from crunch.backends import Backend, Lost
 from crunch.backends.thread import Job, LaneJobs
 from crunch.exceptions import WorkerStartError
@@ -63,7 +64,7 @@ class AsyncBackend(Backend):
             assert self.init is not None
             self.init()
         except BaseException as exc:  # noqa: BLE001 - reported as the run's error
-            self.init_error = describe(exc)[3] or repr(exc)
+            self.init_error = startup_error_text(exc)
 
     def submit(self, chunk_id: int, items: list[Any]) -> asyncio.Future[Outcome | Lost]:
         assert self.loop is not None

@@ -73,7 +73,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from crunch._worker import FailureTuple, Outcome, _drop_unpicklable, describe, run_chunk
+from crunch._failures import ItemFailure, startup_error_text
+from crunch._worker import Outcome, _drop_unpicklable, run_chunk
 from crunch.backends import Backend, Lost
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
@@ -436,9 +437,7 @@ def _task_failed(items: list[Any], exc: BaseException) -> Lost:
     items so the one at fault fails alone, then fail it with the error."""
     if len(items) > 1:
         return Lost(rerun=range(len(items)), suspect=True)
-    kind, type_, message, text, names = describe(exc)
-    failure: FailureTuple = (kind, type_, f"the dask task failed: {message}", text, names)
-    return Lost(rerun=(), blamed={0: (failure, 0.0)})
+    return Lost(rerun=(), blamed={0: (ItemFailure.dask_task_failed(exc), 0.0)})
 
 
 async def _quietly(awaitable: Any, timeout: float = CLEANUP_TIMEOUT) -> None:
@@ -495,7 +494,7 @@ def _load(run: _Run, payload: bytes) -> None:
                 init()
             run.fn = fn
         except BaseException as exc:  # noqa: BLE001 - reported to the parent by every chunk
-            run.error = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+            run.error = startup_error_text(exc)
         run.ready = True
 
 
@@ -561,9 +560,9 @@ def dask_probe(payload: bytes) -> tuple[str | None, str] | None:
     try:
         pickle.loads(payload)
     except ModuleNotFoundError as exc:
-        return exc.name, describe(exc)[3] or str(exc)
+        return exc.name, startup_error_text(exc)
     except BaseException as exc:  # noqa: BLE001
-        return None, describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+        return None, startup_error_text(exc)
     return None
 
 

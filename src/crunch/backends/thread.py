@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crunch._worker import Outcome, describe, run_chunk, timeout_failure
+from crunch._failures import ItemFailure, startup_error_text
+from crunch._worker import Outcome, run_chunk
 from crunch.backends import Backend, Lost
 from crunch.exceptions import WorkerStartError
 
@@ -45,7 +46,7 @@ class Job:
         self.chunk_id = chunk_id
         self.items = items
         self.future = future
-        self.out: Outcome = ([], [], {})
+        self.out = Outcome([], [], {})
         self.index = -1
         self.started = 0.0  # 0.0: between items
         self.abandoned = False
@@ -67,7 +68,7 @@ class Job:
         self.abandoned = True
         hung = self.index
         values, seconds, failures = self.out
-        partial = (
+        partial = Outcome(
             values[:hung],
             seconds[:hung],
             {i: f for i, f in (failures or {}).items() if i < hung},
@@ -75,7 +76,7 @@ class Job:
         elapsed = time.monotonic() - self.started
         return Lost(
             rerun=range(hung + 1, len(self.items)),
-            blamed={hung: (timeout_failure(timeout), elapsed)},
+            blamed={hung: (ItemFailure.timeout(timeout), elapsed)},
             partial=partial,
         )
 
@@ -84,7 +85,7 @@ class Job:
         self.abandoned = True
         values, seconds, failures = self.out
         done = len(values)
-        partial = (values[:done], seconds[:done], dict(failures or {}))
+        partial = Outcome(values[:done], seconds[:done], dict(failures or {}))
         return Lost(rerun=range(done, len(self.items)), partial=partial)
 
 
@@ -162,7 +163,7 @@ class ThreadBackend(Backend):
             try:
                 self.init()
             except BaseException as exc:  # noqa: BLE001 - reported as the run's error
-                self.init_error = describe(exc)[3] or repr(exc)
+                self.init_error = startup_error_text(exc)
         while (job := self.queue.get()) is not None:
             if self.init_error is not None:
                 _post(loop, _fail, job.future, WorkerStartError(self.init_error))
