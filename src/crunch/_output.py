@@ -6,21 +6,22 @@
 - ``setup_logging`` configures structlog on standard error (console or JSON), every event
   bound to the run's ``run_id``; with a progress bar, lines go through ``tqdm.write`` so the
   bar and the logs never garble each other.
-- ``Summary`` counts what was written and prints the closing report.
+- ``Summary`` counts what was written (with ``_tally.Tally``, the counting ``crunch report``
+  uses too) and prints the closing report.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any, BinaryIO, TextIO
 
 import orjson
 
 from crunch._failures import ItemFailure
-from crunch.results import Failure, ItemResult
+from crunch._tally import Tally
+from crunch.results import ItemResult
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -53,42 +54,28 @@ class RecordWriter:
         return recorded
 
 
-class Summary:
-    """Counts of what the run recorded, and the report printed at the end."""
-
-    SHOWN_FAILURES = 5
-
-    def __init__(self) -> None:
-        self.ok = 0
-        self.kinds: Counter[str] = Counter()
-        self.first: list[tuple[Any, Failure]] = []
-
-    @property
-    def failed(self) -> int:
-        return sum(self.kinds.values())
+class Summary(Tally):
+    """What the run recorded (counted by the same ``Tally`` as ``crunch report``), and the
+    report printed at the end."""
 
     def add(self, results: Iterable[ItemResult]) -> None:
         for result in results:
             if result.ok:
-                self.ok += 1
+                self.add_ok(retried=int(result.attempts > 1))
             else:
-                assert result.error is not None
-                self.kinds[result.error.kind] += 1
-                if len(self.first) < self.SHOWN_FAILURES:
-                    self.first.append((result.key, result.error))
+                error = result.error
+                assert error is not None
+                self.add_failure(result.key, error.kind, error.type, error.message, result.attempts)
 
     def report(
         self, *, seconds: float, mode: str, workers: int, not_run: int, halted: bool, stopped: str
     ) -> str:
-        done = self.ok + self.failed
+        done = self.records
         rate = done / seconds if seconds > 0 else 0.0
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items()))
         lines = [
             f"crunch: {done} items in {seconds:.2f} s ({rate:,.1f} items/s), "
             f"mode {mode}, {workers} workers",
-            f"  ok {self.ok}, failed {self.failed}"
-            + (f" ({kinds})" if kinds else "")
-            + f", not run {not_run}",
+            f"  {self.counts()}, not run {not_run}",
         ]
         if halted:
             lines.append("  halted: --max-failures reached; items not run can be --resume'd")
@@ -96,9 +83,7 @@ class Summary:
             lines.append(f"  stopped by {stopped}; items not run can be --resume'd")
         if self.first:
             lines.append("  first failures:")
-            for key, failure in self.first:
-                message = failure.message.splitlines()[0] if failure.message else ""
-                lines.append(f"    {key}: {failure.kind}: {failure.type}: {message}"[:300])
+            lines.extend(self.first_failures())
         return "\n".join(lines)
 
 
