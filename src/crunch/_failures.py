@@ -118,6 +118,18 @@ class ItemFailure(NamedTuple):
         )
 
     @classmethod
+    def non_finite_value(cls, where: str) -> ItemFailure:
+        """The value holds NaN or an infinity (``where``: "NaN at value['a']"): JSON has none."""
+        return cls(
+            "error",
+            "ValueError",
+            f"the task's value holds {where}, which JSON cannot represent "
+            "(JSON has no NaN or infinity)",
+            "",
+            ("ValueError",),
+        )
+
+    @classmethod
     def invalid(cls, item: InvalidItem) -> ItemFailure:
         """An input broken before any task saw it (a malformed ``--jsonl`` line)."""
         return cls("error", item.type, item.message, "", (item.type,))

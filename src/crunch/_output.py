@@ -1,8 +1,9 @@
 """The command's sinks: JSON Lines records, structured logs, and the end-of-run summary.
 
-- ``RecordWriter`` serialises each result with orjson and writes a batch with one ``write``
-  and a flush, so a killed run leaves at most its last line torn (``--resume`` repairs it). A
-  value that is not JSON-serialisable turns that item's record into a failure.
+- ``RecordWriter`` serialises each result (``crunch._jsonline``: orjson, escapes for names
+  that are not UTF-8) and writes a batch with one ``write`` and a flush, so a killed run leaves
+  at most its last line torn (``--resume`` repairs it). A value that is not JSON-serialisable,
+  or holds NaN or an infinity, turns that item's record into a failure.
 - ``setup_logging`` configures structlog on standard error (console or JSON), every event
   bound to the run's ``run_id``; with a progress bar, lines go through ``tqdm.write`` so the
   bar and the logs never garble each other.
@@ -17,23 +18,36 @@ import sys
 from collections.abc import Iterable
 from typing import Any, BinaryIO, TextIO
 
-import orjson
-
 from crunch._failures import ItemFailure
+from crunch._jsonline import dumps, non_finite
 from crunch._tally import Tally
 from crunch.results import ItemResult
 
-_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
 
 def encode(result: ItemResult) -> tuple[bytes, ItemResult]:
-    """The record line for ``result`` (and the result, replaced when its value won't encode)."""
+    """The record line for ``result`` (and the result, replaced when its value won't encode).
+
+    A value that is not JSON-serialisable, or that holds NaN or an infinity (which JSON cannot
+    represent, and which orjson would write as ``null``), fails that item instead: a record
+    never carries a value other than the one the task returned.
+    """
     try:
-        return orjson.dumps(result.as_record(), option=_OPTS) + b"\n", result
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        failure = ItemFailure.unencodable_value(exc).public(result.attempts)
-        bad = ItemResult(result.key, False, None, failure, result.seconds, result.attempts)
-        return orjson.dumps(bad.as_record(), option=_OPTS) + b"\n", bad
+        line = dumps(result.as_record())
+    except (TypeError, ValueError) as exc:
+        where = non_finite(result.value) if result.ok else None
+        failure = ItemFailure.non_finite_value(where) if where else None
+        return _failed(result, failure or ItemFailure.unencodable_value(exc))
+    if result.ok and b"null" in line:  # the one case where orjson may have hidden a NaN
+        where = non_finite(result.value)
+        if where is not None:
+            return _failed(result, ItemFailure.non_finite_value(where))
+    return line + b"\n", result
+
+
+def _failed(result: ItemResult, failure: ItemFailure) -> tuple[bytes, ItemResult]:
+    error = failure.public(result.attempts)
+    bad = ItemResult(result.key, False, None, error, result.seconds, result.attempts)
+    return dumps(bad.as_record()) + b"\n", bad
 
 
 class RecordWriter:
@@ -109,7 +123,7 @@ def setup_logging(
             out.flush()
 
     renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())
+        structlog.processors.JSONRenderer(serializer=lambda o, **_: dumps(o, 0).decode())
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )

@@ -11,6 +11,9 @@ Rules
       written whole. Its item is simply run again.
     - A record is a JSON object with ``"item"`` (the key: a string or an integer, JSON types
       kept, so ``7`` and ``"7"`` are different items) and ``"ok"`` (``true`` or ``false``).
+      Lines are read by orjson, and a line it refuses by the ``json`` module
+      (``crunch._jsonline.loads``): a key holding ``\\udcXX`` escapes (a file name that is not
+      UTF-8) is matched exactly.
     - An item is done when the file has an ok record for it, wherever that record is; a failed
       record never cancels an ok one. Of several ok records for one key the last one is kept.
       Failed records are all dropped, so the resumed run's new record is the item's only one.
@@ -43,6 +46,7 @@ from pathlib import Path
 
 import orjson
 
+from crunch._jsonline import loads
 from crunch.exceptions import UsageError
 
 __all__ = ["MAX_BAD_LINES_SHOWN", "ResumeState", "prepare_resume"]
@@ -164,7 +168,7 @@ def _scan(target: Path, shown: str) -> _Scan:
 def _record(line: bytes) -> tuple[Key, bool] | None:
     """``(key, ok)`` of a result record line, or None when the line is not one."""
     try:
-        value = orjson.loads(line)
+        value = loads(line)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(value, dict):

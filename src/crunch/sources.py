@@ -80,13 +80,14 @@ Standard input (``stdin_paths``)
     does not exist fails when the task opens it.
 
 JSON Lines (``jsonl_items``)
-    Each line is one item, a JSON value decoded with ``orjson``; whitespace-only lines are
-    skipped; a UTF-8 byte order mark at the start of the file is ignored. The key is the 1-based
-    line number, or with ``key_field`` the value of that top-level field. A line that is not
-    valid JSON becomes ``(line, InvalidItem("JSONDecodeError", "line 7: <orjson's message>"))``;
-    with ``key_field``, a line that is not an object or lacks the field becomes ``(line,
-    InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an integer:
-    any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
+    Each line is one item, a JSON value decoded with ``orjson`` (a line it refuses is read by
+    the ``json`` module, so the ``\\udcXX`` escapes crunch writes read back); whitespace-only
+    lines are skipped; a UTF-8 byte order mark at the start of the file is ignored. The key is
+    the 1-based line number, or with ``key_field`` the value of that top-level field. A line
+    that is not valid JSON becomes ``(line, InvalidItem("JSONDecodeError", "line 7: <orjson's
+    message>"))``; with ``key_field``, a line that is not an object or lacks the field becomes
+    ``(line, InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an
+    integer: any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
     InvalidItem("TypeError", "line 7: field 'id' is a float, ..."))`` rather than being
     stringified, because ``true == 1`` and ``2.0 == 2`` in Python would merge distinct items and
     a stringified object would not match the record's key on ``--resume``. The file is streamed;
@@ -106,6 +107,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from crunch._jsonline import loads
 from crunch.results import InvalidItem
 
 __all__ = ["check_paths", "glob_to_regex", "jsonl_items", "stdin_paths", "walk"]
@@ -536,7 +538,6 @@ def jsonl_items(path: str | Path, *, key_field: str | None = None) -> Iterator[t
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
-    loads = orjson.loads
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
