@@ -9,15 +9,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import hostile
 import pytest
 from conftest import LOCAL_MODES
 from helpers import crunch_cmd, env
 from hostile import NAMES, VALUES, Name
+
+import crunch
 
 ROUTES = ("walk", "stdin-lines", "stdin-null")
 MISSING = b"t/missing\xff.txt"  # named on stdin only: its FileNotFoundError quotes the name
@@ -217,11 +221,6 @@ def test_json_logs_carry_an_odd_name_escaped(tmp_path: Path) -> None:
 
 def test_the_library_returns_python_values_unchanged() -> None:
     """README "The library": run/imap return the task's values; NaN stays NaN there."""
-    import math
-
-    import crunch
-    import hostile
-
     batch = crunch.run(hostile.value, ["nan", "surrogate-in-value"], mode="sync")
     assert math.isnan(batch.succeeded[0])
     assert batch.succeeded[1] == ["b\udcff.txt", "\udc80"]
