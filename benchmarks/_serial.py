@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import orjson
-from realtasks import checksum, cheap
+from realtasks import cheap, checksum
 
 
 def jsonl(source: str, out: str) -> None:

@@ -39,7 +39,24 @@ from benchutil import RESULTS, machine
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+SERIAL = str(HERE / "_serial.py")
+POOL = str(HERE / "_pool.py")
+FLOOR = "python -c 'import click, pydantic, orjson'"
+HEADER = "| contender | median s | ratio | parent peak MB | parent ceiling items/s |"
+WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+]
 
 
 def make_jsonl(path: Path, records: int) -> None:
@@ -90,7 +107,9 @@ def run_rounds(contenders: dict[str, dict], rounds: int) -> dict[str, list[dict]
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, spec in contenders.items():
-            runs[name].append(timed(spec["cmd"], shell=spec.get("shell", False), peak=spec.get("peak")))
+            runs[name].append(
+                timed(spec["cmd"], shell=spec.get("shell", False), peak=spec.get("peak"))
+            )
     return runs
 
 
@@ -132,13 +151,28 @@ def main() -> None:
             make_jsonl(src, args.records)
             peak = work / "peak-jsonl"
             contenders = {
-                "serial loop": {"cmd": [PY, str(HERE / "_serial.py"), "jsonl", str(src), str(work / "s.jsonl")]},
+                "serial loop": {
+                    "cmd": [PY, str(HERE / "_serial.py"), "jsonl", str(src), str(work / "s.jsonl")]
+                },
                 "crunch": {
-                    "cmd": crunch_cmd(peak, "--jsonl", str(src), "--key", "id", "--task", task,
-                                      "-o", str(work / "c.jsonl"), "-j", w),
+                    "cmd": crunch_cmd(
+                        peak,
+                        "--jsonl",
+                        str(src),
+                        "--key",
+                        "id",
+                        "--task",
+                        task,
+                        "-o",
+                        str(work / "c.jsonl"),
+                        "-j",
+                        w,
+                    ),
                     "peak": peak,
                 },
-                "Pool (tuned)": {"cmd": [PY, str(HERE / "_pool.py"), "jsonl", str(src), str(work / "p.jsonl"), w]},
+                "Pool (tuned)": {
+                    "cmd": [PY, str(HERE / "_pool.py"), "jsonl", str(src), str(work / "p.jsonl"), w]
+                },
             }
             runs = run_rounds(contenders, args.rounds)
             results["jsonl"] = summarise(runs, args.records, "serial loop")
@@ -148,13 +182,18 @@ def main() -> None:
             make_files(root, args.files)
             peak = work / "peak-files"
             contenders = {
-                "serial loop": {"cmd": [PY, str(HERE / "_serial.py"), "files", str(root), str(work / "s.jsonl")]},
+                "serial loop": {
+                    "cmd": [PY, str(HERE / "_serial.py"), "files", str(root), str(work / "s.jsonl")]
+                },
                 "crunch": {
-                    "cmd": crunch_cmd(peak, str(root), "--task", "checksum", "-o", str(work / "c.jsonl"), "-j", w),
+                    "cmd": crunch_cmd(
+                        peak, str(root), "--task", "checksum", "-o", str(work / "c.jsonl"), "-j", w
+                    ),
                     "peak": peak,
                 },
                 "xargs -P2 sha256sum": {
-                    "cmd": f"find {root} -type f -print0 | xargs -0 -P{w} -n 1000 sha256sum > {work / 'x.txt'}",
+                    "cmd": f"find {root} -type f -print0 | xargs -0 -P{w} -n 1000 sha256sum"
+                    f" > {work / 'x.txt'}",
                     "shell": True,
                 },
             }
@@ -166,13 +205,15 @@ def main() -> None:
             one.write_text("abc\n")
             crunch = str(Path(PY).with_name("crunch"))
             contenders = {
-                "python -c 'import click, pydantic, orjson'": {"cmd": [PY, "-c", "import click, pydantic, orjson"]},
+                "python -c 'import click, pydantic, orjson'": {
+                    "cmd": [PY, "-c", "import click, pydantic, orjson"]
+                },
                 "crunch --mode sync": {"cmd": [crunch, "process", str(one), "--mode", "sync"]},
                 "crunch --mode process": {"cmd": [crunch, "process", str(one)]},
             }
             runs = run_rounds(contenders, max(args.rounds, 5))
             table = summarise(runs, 1, "crunch --mode sync")
-            floor = table["python -c 'import click, pydantic, orjson'"]["median_s"]
+            floor = table[FLOOR]["median_s"]
             for row in table.values():
                 row["vs_floor"] = row["median_s"] / floor
             results["one-file"] = table
@@ -191,11 +232,17 @@ def report(name: str, table: dict, items: int) -> None:
     for who, row in table.items():
         extra = ""
         if "peak_rss_mb" in row:
-            extra = (f"  parent peak {row['peak_rss_mb']:.1f} MB, parent CPU {row['parent_cpu_s']:.2f} s"
-                     f" (ceiling {row['parent_ceiling_items_per_s']:,.0f} items/s)")
-        ratio = next(v for k, v in row.items() if k.startswith("speedup_vs_"))
+            extra = (
+                f"  parent peak {row['peak_rss_mb']:.1f} MB, parent CPU {row['parent_cpu_s']:.2f} s"
+                f" (ceiling {row['parent_ceiling_items_per_s']:,.0f} items/s)"
+            )
+        ratio = _ratio(row)
         floor = f"  {row['vs_floor']:.2f}x floor" if "vs_floor" in row else ""
         print(f"  {who:<45} {row['median_s']:7.3f} s  {ratio:5.2f}x{floor}{extra}", flush=True)
+
+
+def _ratio(row: dict) -> float:
+    return next(v for k, v in row.items() if k.startswith("speedup_vs_"))
 
 
 def markdown(results: dict) -> str:
@@ -211,12 +258,23 @@ def markdown(results: dict) -> str:
         table = results.get(name)
         if not table:
             continue
-        lines += ["", f"## {name}", "", "| contender | median s | ratio | parent peak MB | parent ceiling items/s |",
-                  "|---|--:|--:|--:|--:|"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| contender | median s | ratio | parent peak MB | parent ceiling items/s |",
+            "|---|--:|--:|--:|--:|",
+        ]
         for who, row in table.items():
-            ratio = row.get("vs_floor") or next(v for k, v in row.items() if k.startswith("speedup_vs_"))
+            ratio = row.get("vs_floor") or next(
+                v for k, v in row.items() if k.startswith("speedup_vs_")
+            )
             peak = f"{row['peak_rss_mb']:.1f}" if "peak_rss_mb" in row else ""
-            ceiling = f"{row['parent_ceiling_items_per_s']:,.0f}" if row.get("parent_ceiling_items_per_s") else ""
+            ceiling = (
+                f"{row['parent_ceiling_items_per_s']:,.0f}"
+                if row.get("parent_ceiling_items_per_s")
+                else ""
+            )
             lines.append(f"| {who} | {row['median_s']:.3f} | {ratio:.2f}x | {peak} | {ceiling} |")
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,4 @@
-"""The `crunch` command through CliRunner (CONTRACT §2): options, records, exit statuses."""
+"""The `crunch` command through CliRunner (README, "The command"): options, records, exits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Fault injection (CONTRACT §5.2, §5.3): one bad item never aborts the batch or loses another.
+"""Fault injection: one bad item never aborts the batch or loses another.
+
+What the README promises under "What crunch guarantees": one item never aborts the batch,
+crash attribution.
 
 Each case of ``faults.FAULTS`` is run among good items in every mode where it can be injected;
 the bad item must end as the record kind the table says, and every good item must end ok.

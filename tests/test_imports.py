@@ -26,6 +26,7 @@ DOCUMENTED = {
     "SourceError",
     "RunInterrupted",
     "ItemFailedError",
+    "WorkerStartError",
     "__version__",
 }
 

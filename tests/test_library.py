@@ -1,4 +1,4 @@
-"""The library's behaviour suite (CONTRACT §3, §4, §5.6), run in every local mode."""
+"""The library's behaviour suite (README: "The library", "Modes", clean exits), every mode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Signals and kills of the crunch process itself (CONTRACT §5.1, §5.5), in real subprocesses.
+"""Signals and kills of the crunch process itself, in real subprocesses.
+
+What the README promises under "What crunch guarantees": nothing is lost, clean exits.
 
 Each test starts `python -m crunch process` in its own session, interrupts it, then checks the
 exit status, that the records file is whole JSON Lines, that no process of the run survives,

@@ -1,4 +1,4 @@
-"""The built-in tasks (CONTRACT §7), each checked against an independent computation."""
+"""The built-in tasks (README, "Built-in tasks"), each checked against an independent one."""
 
 from __future__ import annotations
 

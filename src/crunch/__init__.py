@@ -24,6 +24,7 @@ from crunch.exceptions import (
     SourceError,
     TaskNotImportableError,
     UsageError,
+    WorkerStartError,
 )
 from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
 
@@ -50,6 +51,7 @@ __all__ = [
     "SourceError",
     "TaskNotImportableError",
     "UsageError",
+    "WorkerStartError",
     "__version__",
     "amap",
     "files",

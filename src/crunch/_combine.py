@@ -1,4 +1,4 @@
-"""Splitting large files into units and combining partial states (CONTRACT §7).
+"""Splitting large files into units and combining partial states (README, "Built-in tasks").
 
     entries --expand--> (key, Path) | ((key, part, parts), Unit) --engine--> results
             --Regroup--> one record per key (+ the --reduce total)
@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crunch.results import Failure, ItemResult
+from crunch._failures import ItemFailure
+from crunch.results import ItemResult
 from crunch.tasks import Task
 from crunch.tasks._ranges import split_ranges
 
@@ -106,20 +108,15 @@ class Regroup:
             assert failed.error is not None
             error = failed.error
             if parts > 1:
-                error = Failure(
-                    error.kind,
-                    error.type,
-                    f"{error.message} (in part {ordered.index(failed) + 1} of {parts})",
-                    error.traceback,
-                    error.attempts,
-                )
+                where = f"(in part {ordered.index(failed) + 1} of {parts})"
+                error = dataclasses.replace(error, message=f"{error.message} {where}")
             return ItemResult(key, False, None, error, seconds, attempts)
         assert self.combiner is not None
         state = functools.reduce(self.combiner.merge, (r.value for r in ordered))
         try:
             value = self.combiner.finish(state, **self.options)
         except Exception as exc:  # noqa: BLE001 - a finish that fails fails this file only
-            failure = Failure("error", type(exc).__name__, str(exc), "", attempts)
+            failure = ItemFailure.from_exception(exc).public(attempts)
             return ItemResult(key, False, None, failure, seconds, attempts)
         if self.reduce:
             self.total = state if self.total is None else self.combiner.merge(self.total, state)

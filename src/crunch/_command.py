@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import click
 import orjson
 
-from crunch.exceptions import ConfigError, CrunchError, UsageError
+from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, UsageError
 
 
 def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def fail_usage(problems: list[str]) -> int:
         for problem in problems:
             click.echo(f"  - {problem}", err=True)
     click.echo("Try 'crunch process --help' for help.", err=True)
-    return 2
+    return UsageError.exit_code
 
 
 def run_process(**o: Any) -> int:
@@ -237,7 +237,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
                 if sink is not None:
                     sink.write(delivered.blob)
                     sink.flush()
-                summary.count(delivered.ok, delivered.failures)
+                summary.count(delivered.ok, delivered.failures, delivered.retried)
                 _log_failures(log, delivered.failures)
                 continue
             batch = delivered
@@ -250,12 +250,9 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     except RunInterrupted as exc:
         status = exc.exit_code
         stopped = signal.Signals(exc.signum).name
-    except UsageError as exc:
-        click.echo(f"crunch: error: {exc}", err=True)
-        status = 2
     except CrunchError as exc:
         click.echo(f"crunch: error: {exc}", err=True)
-        status = 1
+        status = exc.exit_code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -287,7 +284,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
     )
     if status:
         return status
-    return 1 if summary.failed or stats.halted else 0
+    return ItemFailedError.exit_code if summary.failed or stats.halted else 0
 
 
 def _log_failures(log: Any, failures: Iterable[Any]) -> None:
@@ -332,6 +329,6 @@ def run_bench(**o: Any) -> int:
             _bench.plot(report, o["plot"])
         except UsageError as exc:
             click.echo(f"crunch: error: {exc}", err=True)
-            return 2
+            return exc.exit_code
         click.echo(f"plot written to {o['plot']}", err=True)
     return 0

@@ -1,50 +1,53 @@
 """The command's sinks: JSON Lines records, structured logs, and the end-of-run summary.
 
-- ``RecordWriter`` serialises each result with orjson and writes a batch with one ``write``
-  and a flush, so a killed run leaves at most its last line torn (``--resume`` repairs it). A
-  value that is not JSON-serialisable turns that item's record into a failure.
+- ``RecordWriter`` serialises each result (``crunch._jsonline``: orjson, escapes for names
+  that are not UTF-8) and writes a batch with one ``write`` and a flush, so a killed run leaves
+  at most its last line torn (``--resume`` repairs it). A value that is not JSON-serialisable,
+  or holds NaN or an infinity, turns that item's record into a failure.
 - ``setup_logging`` configures structlog on standard error (console or JSON), every event
   bound to the run's ``run_id``; with a progress bar, lines go through ``tqdm.write`` so the
   bar and the logs never garble each other.
-- ``Summary`` counts what was written and prints the closing report.
+- ``Summary`` counts what was written (with ``_tally.Tally``, the counting ``crunch report``
+  uses too) and prints the closing report.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any, BinaryIO, TextIO
 
-import orjson
+from crunch._failures import ItemFailure
+from crunch._jsonline import dumps, non_finite
+from crunch._tally import Tally
+from crunch.results import ItemResult
 
-from crunch.results import Failure, ItemResult
 
-_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def encode_record(record: dict[str, Any]) -> tuple[bytes, Any]:
-    """One record line, carefully: ``(line, None)``, or the line of the item failed instead
-    and the failure tuple that says why (its value is not JSON-serialisable)."""
+def encode_record(record: dict[str, Any]) -> tuple[bytes, ItemFailure | None]:
+    """One record line built in a worker, carefully: ``(line, None)``, or the line of the item
+    failed instead and the failure that says why (the rules of ``encode``)."""
     try:
-        return orjson.dumps(record, option=_OPTS) + b"\n", None
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        failure = (
-            "error",
-            "TypeError",
-            f"the task's value is not JSON-serialisable: {exc}",
-            "",
-            ("TypeError",),
-        )
-        bad = {
-            "item": record["item"],
-            "ok": False,
-            "error": {"kind": "error", "type": "TypeError", "message": failure[2], "traceback": ""},
-            "seconds": record["seconds"],
-            "attempts": record["attempts"],
-        }
-        return orjson.dumps(bad, option=_OPTS) + b"\n", failure
+        line = dumps(record)
+    except (TypeError, ValueError) as exc:
+        where = non_finite(record["value"]) if record["ok"] else None
+        failure = ItemFailure.non_finite_value(where) if where else None
+        failure = failure or ItemFailure.unencodable_value(exc)
+    else:
+        if not record["ok"] or b"null" not in line:
+            return line + b"\n", None
+        where = non_finite(record["value"])
+        if where is None:
+            return line + b"\n", None
+        failure = ItemFailure.non_finite_value(where)
+    bad = {
+        "item": record["item"],
+        "ok": False,
+        "error": failure.public(record["attempts"]).as_record(),
+        "seconds": record["seconds"],
+        "attempts": record["attempts"],
+    }
+    return dumps(bad) + b"\n", failure
 
 
 def encode_result(result: ItemResult) -> bytes:
@@ -53,19 +56,29 @@ def encode_result(result: ItemResult) -> bytes:
 
 
 def encode(result: ItemResult) -> tuple[bytes, ItemResult]:
-    """The record line for ``result`` (and the result, replaced when its value won't encode)."""
+    """The record line for ``result`` (and the result, replaced when its value won't encode).
+
+    A value that is not JSON-serialisable, or that holds NaN or an infinity (which JSON cannot
+    represent, and which orjson would write as ``null``), fails that item instead: a record
+    never carries a value other than the one the task returned.
+    """
     try:
-        return orjson.dumps(result.as_record(), option=_OPTS) + b"\n", result
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        failure = Failure(
-            "error",
-            "TypeError",
-            f"the task's value is not JSON-serialisable: {exc}",
-            "",
-            result.attempts,
-        )
-        bad = ItemResult(result.key, False, None, failure, result.seconds, result.attempts)
-        return orjson.dumps(bad.as_record(), option=_OPTS) + b"\n", bad
+        line = dumps(result.as_record())
+    except (TypeError, ValueError) as exc:
+        where = non_finite(result.value) if result.ok else None
+        failure = ItemFailure.non_finite_value(where) if where else None
+        return _failed(result, failure or ItemFailure.unencodable_value(exc))
+    if result.ok and b"null" in line:  # the one case where orjson may have hidden a NaN
+        where = non_finite(result.value)
+        if where is not None:
+            return _failed(result, ItemFailure.non_finite_value(where))
+    return line + b"\n", result
+
+
+def _failed(result: ItemResult, failure: ItemFailure) -> tuple[bytes, ItemResult]:
+    error = failure.public(result.attempts)
+    bad = ItemResult(result.key, False, None, error, result.seconds, result.attempts)
+    return dumps(bad.as_record()) + b"\n", bad
 
 
 class RecordWriter:
@@ -86,47 +99,34 @@ class RecordWriter:
         return recorded
 
 
-class Summary:
-    """Counts of what the run recorded, and the report printed at the end."""
+class Summary(Tally):
+    """What the run recorded (counted by the same ``Tally`` as ``crunch report``), and the
+    report printed at the end."""
 
-    SHOWN_FAILURES = 5
-
-    def __init__(self) -> None:
-        self.ok = 0
-        self.kinds: Counter[str] = Counter()
-        self.first: list[tuple[Any, Failure]] = []
-
-    @property
-    def failed(self) -> int:
-        return sum(self.kinds.values())
-
-    def count(self, ok: int, failures: Iterable[ItemResult]) -> None:
-        """Add ``ok`` ok items and the failed ``failures`` (a chunk of encoded records)."""
-        self.ok += ok
+    def count(self, ok: int, failures: Iterable[ItemResult], retried: int = 0) -> None:
+        """Add ``ok`` ok records (``retried`` of them retried) and the failed ``failures``: a
+        chunk of records the workers encoded."""
+        self.add_ok(ok, retried=retried)
         self.add(failures)
 
     def add(self, results: Iterable[ItemResult]) -> None:
         for result in results:
             if result.ok:
-                self.ok += 1
+                self.add_ok(retried=int(result.attempts > 1))
             else:
-                assert result.error is not None
-                self.kinds[result.error.kind] += 1
-                if len(self.first) < self.SHOWN_FAILURES:
-                    self.first.append((result.key, result.error))
+                error = result.error
+                assert error is not None
+                self.add_failure(result.key, error.kind, error.type, error.message, result.attempts)
 
     def report(
         self, *, seconds: float, mode: str, workers: int, not_run: int, halted: bool, stopped: str
     ) -> str:
-        done = self.ok + self.failed
+        done = self.records
         rate = done / seconds if seconds > 0 else 0.0
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items()))
         lines = [
             f"crunch: {done} items in {seconds:.2f} s ({rate:,.1f} items/s), "
             f"mode {mode}, {workers} workers",
-            f"  ok {self.ok}, failed {self.failed}"
-            + (f" ({kinds})" if kinds else "")
-            + f", not run {not_run}",
+            f"  {self.counts()}, not run {not_run}",
         ]
         if halted:
             lines.append("  halted: --max-failures reached; items not run can be --resume'd")
@@ -134,9 +134,7 @@ class Summary:
             lines.append(f"  stopped by {stopped}; items not run can be --resume'd")
         if self.first:
             lines.append("  first failures:")
-            for key, failure in self.first:
-                message = failure.message.splitlines()[0] if failure.message else ""
-                lines.append(f"    {key}: {failure.kind}: {failure.type}: {message}"[:300])
+            lines.extend(self.first_failures())
         return "\n".join(lines)
 
 
@@ -162,7 +160,7 @@ def setup_logging(
             out.flush()
 
     renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())
+        structlog.processors.JSONRenderer(serializer=lambda o, **_: dumps(o, 0).decode())
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )

@@ -2,7 +2,7 @@
 
 ``prepare_resume(path)`` is called once, before the run, on the ``-o FILE`` of a resumed run.
 The run then skips the keys in ``done`` and opens FILE for appending (``"ab"``), so that
-afterwards FILE holds exactly one record per item (CONTRACT §2, "Output: --resume").
+afterwards FILE holds exactly one record per item (README, "The command": ``--resume``).
 
 Rules
     - No file: nothing to resume; an empty ``done``, and the file is not created here.
@@ -11,6 +11,9 @@ Rules
       written whole. Its item is simply run again.
     - A record is a JSON object with ``"item"`` (the key: a string or an integer, JSON types
       kept, so ``7`` and ``"7"`` are different items) and ``"ok"`` (``true`` or ``false``).
+      Lines are read by orjson, and a line it refuses by the ``json`` module
+      (``crunch._jsonline.loads``): a key holding ``\\udcXX`` escapes (a file name that is not
+      UTF-8) is matched exactly.
     - An item is done when the file has an ok record for it, wherever that record is; a failed
       record never cancels an ok one. Of several ok records for one key the last one is kept.
       Failed records are all dropped, so the resumed run's new record is the item's only one.
@@ -28,7 +31,7 @@ Rules
     - Memory: the file is read twice, streamed; between the passes only the keys and the line
       number of each key's winning record are held, never the records themselves.
 
-Result and resume files are JSON, never pickle (CONTRACT §5.7).
+Result and resume files are JSON, never pickle (README, "What crunch guarantees": Safety).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pathlib import Path
 
 import orjson
 
+from crunch._jsonline import loads
 from crunch.exceptions import UsageError
 
 __all__ = ["MAX_BAD_LINES_SHOWN", "ResumeState", "prepare_resume"]
@@ -164,7 +168,7 @@ def _scan(target: Path, shown: str) -> _Scan:
 def _record(line: bytes) -> tuple[Key, bool] | None:
     """``(key, ok)`` of a result record line, or None when the line is not one."""
     try:
-        value = orjson.loads(line)
+        value = loads(line)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(value, dict):

@@ -20,26 +20,19 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from crunch._failures import ItemFailure
 from crunch._units import SKIP, Job
 from crunch.results import InvalidItem
-
-FailureTuple = tuple[str, str, str, str, tuple[str, ...]]
-"""(kind, type name, message, traceback text, class names along the MRO for --retry-on)."""
-
-_CRUNCH_FRAMES = frozenset(
-    {__name__, "crunch._worker", "crunch._units", "crunch._combine", "crunch._taskspec"}
-)
 
 
 class FailedItem(NamedTuple):
     """One failed position: its key (when the worker knows it), why, and how long it ran."""
 
     key: Any
-    failure: FailureTuple
+    failure: ItemFailure
     seconds: float
 
 
@@ -77,32 +70,6 @@ class ItemTimeout(BaseException):
 
     A ``BaseException`` so that a task's ``except Exception`` cannot swallow it.
     """
-
-
-def describe(exc: BaseException, *, kind: str = "error") -> FailureTuple:
-    """A failure tuple for ``exc``: its type name, message and traceback text, all strings."""
-    try:
-        message = str(exc)
-    except BaseException as inner:  # noqa: BLE001 - a broken __str__ must not break the worker
-        message = f"<str() of the exception failed: {type(inner).__name__}>"
-    try:
-        tb = exc.__traceback__
-        # Drop crunch's own frames so the traceback starts in the task.
-        while tb is not None and tb.tb_frame.f_globals.get("__name__") in _CRUNCH_FRAMES:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:  # noqa: BLE001
-        text = ""
-    names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
-    return (kind, type(exc).__name__, message, text, names)
-
-
-def timeout_failure(seconds: float) -> FailureTuple:
-    return ("timeout", "TimeoutError", f"item exceeded the {seconds:g} s timeout", "", ())
-
-
-def invalid_failure(item: InvalidItem) -> FailureTuple:
-    return ("error", item.type, item.message, "", (item.type,))
 
 
 def is_async_task(fn: Callable[..., Any]) -> bool:
@@ -209,7 +176,7 @@ def _run_lean(
                 value = fn(item)
             except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
                 now = clock()
-                _record_failure(acc, position, key, describe(exc), now - start, 1)
+                _record_failure(acc, position, key, ItemFailure.from_exception(exc), now - start, 1)
                 start = now
                 done = position + 1
                 continue
@@ -262,14 +229,14 @@ def _run_careful(
             failure = None
             value = None
             if type(item) is InvalidItem:
-                failure = invalid_failure(item)
+                failure = ItemFailure.invalid(item)
             else:
                 try:
                     value = fn(item)
                 except ItemTimeout:
-                    failure = timeout_failure(timeout or 0.0)
+                    failure = ItemFailure.timeout(timeout or 0.0)
                 except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
-                    failure = describe(exc)
+                    failure = ItemFailure.from_exception(exc)
             now = clock()
             took = now - start
             start = now
@@ -297,7 +264,7 @@ def _run_careful(
 
 
 def _record_failure(
-    acc: Progress, position: int, key: Any, failure: FailureTuple, took: float, tries: int
+    acc: Progress, position: int, key: Any, failure: ItemFailure, took: float, tries: int
 ) -> None:
     if acc.records:
         acc.values.append(_failure_record(key, failure, took, tries))
@@ -336,19 +303,19 @@ async def arun_unit(
             value = None
             try:
                 if type(item) is InvalidItem:
-                    failure = invalid_failure(item)
+                    failure = ItemFailure.invalid(item)
                 else:
                     value = await asyncio.wait_for(fn(item), timeout)
             except TimeoutError as exc:
                 failure = (
-                    timeout_failure(timeout)
+                    ItemFailure.timeout(timeout)
                     if timeout is not None and clock() - start >= timeout * 0.999
-                    else describe(exc)
+                    else ItemFailure.from_exception(exc)
                 )
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001
-                failure = describe(exc)
+                failure = ItemFailure.from_exception(exc)
             took = clock() - start
             tries = 1 if attempts is None else attempts[position]
             if failure is not None:
@@ -373,12 +340,16 @@ async def arun_unit(
     return acc.outcome(done)
 
 
-def _failure_record(key: Any, failure: FailureTuple, seconds: float, tries: int) -> dict[str, Any]:
-    kind, type_, message, text, _names = failure
+def _failure_record(key: Any, failure: ItemFailure, seconds: float, tries: int) -> dict[str, Any]:
     return {
         "item": key,
         "ok": False,
-        "error": {"kind": kind, "type": type_, "message": message, "traceback": text},
+        "error": {
+            "kind": failure.kind,
+            "type": failure.type,
+            "message": failure.message,
+            "traceback": failure.traceback,
+        },
         "seconds": int(seconds * 1e6 + 0.5) / 1e6,
         "attempts": tries,
     }
@@ -416,8 +387,10 @@ def encode_records(
         return b"", failures
     import orjson
 
+    from crunch._jsonline import OPTIONS
+
     try:
-        blob = orjson.dumps(records)
+        blob = orjson.dumps(records, option=OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         blob = None
     if blob is not None and b"null" not in blob:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crunch._runner import FailedItem, ItemTimeout, UnitOutcome, describe, item_positions, run_unit
+from crunch._failures import ItemFailure, startup_error_text
+from crunch._runner import FailedItem, ItemTimeout, UnitOutcome, item_positions, run_unit
 
 # --------------------------------------------------------------------------- process workers
 # The state of one worker process, set once by ``init_process_worker``.
@@ -124,7 +125,7 @@ def init_process_worker(
             init()
         gc.freeze()  # what is loaded now lives as long as the worker: never scan it again
     except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
-        _INIT_ERROR = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+        _INIT_ERROR = startup_error_text(exc)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -210,14 +211,7 @@ def drop_unpicklable(outcome: UnitOutcome) -> UnitOutcome:
             pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # noqa: BLE001
             values[index] = None
-            kind, type_, message, text, names = describe(exc)
-            failure = (
-                kind,
-                type_,
-                f"the task's return value could not be pickled: {message}",
-                text,
-                names,
-            )
+            failure = ItemFailure.unpicklable_value(exc)
             key = keys[index] if keys is not None else None
             failures[positions[index]] = FailedItem(key, failure, seconds[index])
     return outcome._replace(failures=failures)

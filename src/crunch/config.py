@@ -18,7 +18,8 @@ Mode = Literal["sync", "thread", "async", "process", "dask"]
 MODES: tuple[str, ...] = ("sync", "thread", "async", "process", "dask")
 
 DEFAULT_RETRY_ON: tuple[str, ...] = ("ConnectionError", "TimeoutError", "BlockingIOError")
-# Validation errors say the *input* is wrong; running it again cannot help (CONTRACT §2).
+# Validation errors say the *input* is wrong; running it again cannot help (README,
+# "The command": Execution).
 NEVER_RETRIED: frozenset[str] = frozenset(
     {"ValueError", "TypeError", "KeyError", "IndexError", "AttributeError", "UnicodeError"}
 )

@@ -9,12 +9,15 @@ rooted at ``CrunchError`` so a caller can catch crunch's own errors in one place
     |   +-- ConfigError                            RunConfig validation (lists every problem)
     |   +-- TaskNotImportableError                 process/dask workers could not import fn
     |   +-- MissingExtraError                      an optional extra (dask, plot) is not installed
+    |   +-- WorkerStartError                       workers could not load the task, or --init
+    |                                              failed or killed them
     +-- SourceError                  exit_code 1   the input iterable itself raised mid-run
     +-- ItemFailedError              exit_code 1   one item's Failure, raised on request
     |                                              (BatchResult.raise_for_failures groups them)
     +-- RunInterrupted               exit_code 130 SIGINT (143 for SIGTERM) stopped the run
 
-The CLI reads ``exit_code`` from the class (click's habit), so the exit status lives in one place.
+The command exits with the ``exit_code`` of the error that ended it (click's habit), so each
+exit status is written once, here.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class TaskNotImportableError(UsageError):
 
 class MissingExtraError(UsageError):
     """A feature needs an optional extra that is not installed."""
+
+
+class WorkerStartError(UsageError):
+    """Workers could not load the task, or its initializer failed: the run cannot go on."""
 
 
 class SourceError(CrunchError):

@@ -46,14 +46,15 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
+from crunch._failures import ItemFailure
 from crunch._feed import KeyFn, make_feed
-from crunch._runner import FailureTuple, UnitOutcome, item_positions
+from crunch._runner import UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
 from crunch._units import Job
 from crunch.backends import Backend, Lost, make_backend
 from crunch.config import RunConfig
 from crunch.exceptions import RunInterrupted, SourceError, UsageError
-from crunch.results import Failure, ItemResult
+from crunch.results import ItemResult
 
 # An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
 SUSPECT_LIMIT = 3
@@ -115,16 +116,20 @@ class Batch:
 class RecordBatch:
     """The JSON Lines records of finished items, encoded by the workers, as one ``bytes``.
 
-    ``ok`` counts the ok records in ``blob``; ``failures`` are the failed items' results
-    (their records are in ``blob`` too), for the summary, the logs and the progress bar.
+    ``ok`` counts the ok records in ``blob`` (``retried`` of them took more than one attempt);
+    ``failures`` are the failed items' results (their records are in ``blob`` too), for the
+    summary, the logs and the progress bar.
     """
 
-    __slots__ = ("blob", "failures", "ok")
+    __slots__ = ("blob", "failures", "ok", "retried")
 
-    def __init__(self, blob: bytes, ok: int, failures: Sequence[ItemResult] = ()) -> None:
+    def __init__(
+        self, blob: bytes, ok: int, failures: Sequence[ItemResult] = (), retried: int = 0
+    ) -> None:
         self.blob = blob
         self.ok = ok
         self.failures = failures
+        self.retried = retried
 
     def __len__(self) -> int:
         return self.ok + len(self.failures)
@@ -464,7 +469,8 @@ class Scheduler:
                 if outcome.skipped is None
                 else [chunk.keys[p] for p in item_positions(outcome)]
             )
-        assert outcome.values is not None and outcome.seconds is not None
+        assert outcome.values is not None
+        assert outcome.seconds is not None
         return Batch(keys, outcome.values, outcome.seconds)
 
     def _digest(self, chunk: _Chunk, outcome: UnitOutcome, held: list[tuple[int, _Held]]) -> None:
@@ -480,9 +486,11 @@ class Scheduler:
             if failure is None:
                 self.stats.ok += 1
                 if lines is not None:
-                    held.append((seqs[position], (lines[index] + b"\n", None)))
+                    again = None if tries == 1 else ItemResult(key, True, None, None, 0.0, tries)
+                    held.append((seqs[position], (lines[index] + b"\n", again)))
                 else:
-                    assert outcome.values is not None and outcome.seconds is not None
+                    assert outcome.values is not None
+                    assert outcome.seconds is not None
                     result = ItemResult(
                         key, True, outcome.values[index], None, outcome.seconds[index], tries
                     )
@@ -493,8 +501,7 @@ class Scheduler:
                 result = self._failed(key, failure.failure, failure.seconds, tries)
                 line = None if lines is None else lines[index] + b"\n"
                 held.append((seqs[position], (line, result)))
-        for position in outcome.skipped or ():
-            held.append((seqs[position], _NOTHING))
+        held.extend((seqs[position], _NOTHING) for position in outcome.skipped or ())
 
     def _key(
         self, chunk: _Chunk, outcome: UnitOutcome, index: int, position: int, failure: Any
@@ -513,7 +520,7 @@ class Scheduler:
             if lost.partial.items:
                 self.sizer.observe(lost.partial.items, lost.partial.total)
             self._digest(chunk, lost.partial, held)
-        deaths = [f for f, _ in lost.blamed.values() if f[0] == "crash"]
+        deaths = [f for f, _ in lost.blamed.values() if f.kind in ("crash", "memory")]
         self.stats.worker_deaths += len(deaths) or lost.suspect
         for position, (failure, seconds) in lost.blamed.items():
             held.append(self._blame(chunk, position, failure, seconds))
@@ -524,20 +531,14 @@ class Scheduler:
             tries = chunk.tries(position)
             suspicion = (chunk.suspicion[position] if chunk.suspicion else 0) + lost.suspect
             if lost.suspect and len(chunk.unit) == 1 and suspicion >= SUSPECT_LIMIT:
-                failure = (
-                    "crash",
-                    "WorkerDied",
-                    f"a worker died {suspicion} times while this item, alone, was running",
-                    "",
-                    (),
-                )
+                failure = ItemFailure.repeated_crash(suspicion)
                 held.append(self._blame(chunk, position, failure, 0.0))
                 continue
             self.redo.append(_Redo(chunk, position, tries, suspicion))
         return self._emit(held)
 
     def _blame(
-        self, chunk: _Chunk, position: int, failure: FailureTuple, seconds: float
+        self, chunk: _Chunk, position: int, failure: ItemFailure, seconds: float
     ) -> tuple[int, _Held]:
         """The record of a position whose worker could not report it (crash, hard timeout)."""
         tries = chunk.tries(position)
@@ -554,28 +555,20 @@ class Scheduler:
             line = encode_result(result)
         return chunk.seqs[position], (line, result)
 
-    def _failed(self, key: Any, failure: FailureTuple, seconds: float, tries: int) -> ItemResult:
-        kind, type_, message, text, _names = failure
+    def _failed(self, key: Any, failure: ItemFailure, seconds: float, tries: int) -> ItemResult:
         self.stats.failed += 1
         max_failures = self.config.max_failures
         if max_failures is not None and self.stats.failed >= max_failures and not self.stopping:
             self.stats.halted = True
             self._halt()
-        return ItemResult(
-            key,
-            False,
-            None,
-            Failure(kind, type_, message, text, tries),  # ty: ignore[invalid-argument-type]
-            seconds,
-            tries,
-        )
+        return ItemResult(key, False, None, failure.public(tries), seconds, tries)
 
-    def _should_retry(self, failure: FailureTuple, tries: int) -> bool:
+    def _should_retry(self, failure: ItemFailure, tries: int) -> bool:
         return (
-            failure[0] == "error"
+            failure.kind == "error"
             and tries <= self.config.retries
             and not self.stopping
-            and not self.retry_on.isdisjoint(failure[4])
+            and not self.retry_on.isdisjoint(failure.names)
         )
 
     def _retry(self, chunk: _Chunk, position: int, tries: int) -> None:
@@ -616,12 +609,15 @@ class Scheduler:
         lines: list[bytes] = []
         results: list[ItemResult] = []
         failures: list[ItemResult] = []
-        ok = 0
+        ok = retried = 0
         for line, result in entries:
             if line is not None:
                 lines.append(line)
                 if result is None:
                     ok += 1
+                elif result.ok:  # took more than one attempt
+                    ok += 1
+                    retried += 1
                 else:
                     failures.append(result)
             elif result is not None:
@@ -631,7 +627,7 @@ class Scheduler:
         if not count:
             return None
         if self.records:
-            return RecordBatch(b"".join(lines), ok, failures)
+            return RecordBatch(b"".join(lines), ok, failures, retried)
         return Batch(others=results)
 
     def _finish_order(self) -> Batch | RecordBatch | None:

@@ -1,4 +1,6 @@
-"""Where results go besides the caller: the progress bar (and, for the CLI, records and logs).
+"""The progress bar, for the library (``progress=True``) and the command alike.
+
+Records, logs and the summary of the command are written by ``crunch._output``.
 
 ``Progress`` draws a tqdm bar on standard error: done/total, rate, ETA and the failure count.
 The total is the number of items found so far, so it grows while a walk is still running.

@@ -26,7 +26,8 @@ Walking directories (``walk``)
       ``hidden=True``. A root is never skipped for its own name.
     - Symbolic links met during the walk (to files or directories, dangling or not) are skipped
       unless ``follow_symlinks=True``; so nothing outside the roots is read by default
-      (CONTRACT §5.7). A root named by the caller is used even when it is a link.
+      (README, "What crunch guarantees": Safety). A root named by the caller is used even
+      when it is a link.
     - With ``follow_symlinks=True`` a link is walked as what it points to. A directory whose
       ``(st_dev, st_ino)`` is already on the current path from the root (a link to an ancestor:
       a loop) is not entered again, so the walk always ends and a loop yields every file once;
@@ -79,13 +80,14 @@ Standard input (``stdin_paths``)
     does not exist fails when the task opens it.
 
 JSON Lines (``jsonl_items``)
-    Each line is one item, a JSON value decoded with ``orjson``; whitespace-only lines are
-    skipped; a UTF-8 byte order mark at the start of the file is ignored. The key is the 1-based
-    line number, or with ``key_field`` the value of that top-level field. A line that is not
-    valid JSON becomes ``(line, InvalidItem("JSONDecodeError", "line 7: <orjson's message>"))``;
-    with ``key_field``, a line that is not an object or lacks the field becomes ``(line,
-    InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an integer:
-    any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
+    Each line is one item, a JSON value decoded with ``orjson`` (a line it refuses is read by
+    the ``json`` module, so the ``\\udcXX`` escapes crunch writes read back); whitespace-only
+    lines are skipped; a UTF-8 byte order mark at the start of the file is ignored. The key is
+    the 1-based line number, or with ``key_field`` the value of that top-level field. A line
+    that is not valid JSON becomes ``(line, InvalidItem("JSONDecodeError", "line 7: <orjson's
+    message>"))``; with ``key_field``, a line that is not an object or lacks the field becomes
+    ``(line, InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an
+    integer: any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
     InvalidItem("TypeError", "line 7: field 'id' is a float, ..."))`` rather than being
     stringified, because ``true == 1`` and ``2.0 == 2`` in Python would merge distinct items and
     a stringified object would not match the record's key on ``--resume``. The file is streamed;
@@ -453,10 +455,10 @@ def _join(parent: Path, name: str) -> Path:
     return parent / name
 
 
-# The parent's cost per item counts (CONTRACT §6): ``Path(key)`` or ``parent / name`` re-parse
-# the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper appends
-# one known-good component without parsing. It is private, so fall back when it is gone; the
-# result is the same Path either way (tests check ``str(item) == key``).
+# The parent's cost per item counts (README, "Performance"): ``Path(key)`` or ``parent / name``
+# re-parse the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper
+# appends one known-good component without parsing. It is private, so fall back when it is
+# gone; the result is the same Path either way (tests check ``str(item) == key``).
 _child_path: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", None) or _join
 
 
@@ -539,7 +541,9 @@ _KEY_TYPE_NAMES = {
 }
 
 
-def jsonl_items(path: str | Path, *, key_field: str | None = None) -> Iterator[tuple[Any, Any]]:
+def jsonl_items(
+    path: str | os.PathLike[str], *, key_field: str | None = None
+) -> Iterator[tuple[Any, Any]]:
     """Yield ``(key, value)`` for each non-blank line of a JSON Lines file.
 
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A

@@ -23,13 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crunch._runner import FailureTuple, UnitOutcome
+from crunch._failures import ItemFailure
+from crunch._runner import UnitOutcome
 from crunch._units import Job
-from crunch.exceptions import UsageError
-
-
-class WorkerStartError(UsageError):
-    """Workers could not load the task or its initializer failed: the run cannot go on."""
 
 
 @dataclass(slots=True)
@@ -44,7 +40,7 @@ class Lost:
     """
 
     rerun: Sequence[int]
-    blamed: dict[int, tuple[FailureTuple, float]] = field(default_factory=dict)
+    blamed: dict[int, tuple[ItemFailure, float]] = field(default_factory=dict)
     partial: UnitOutcome | None = None
     suspect: bool = False
 

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from crunch._runner import UnitOutcome, arun_unit, describe, is_async_task
+from crunch._failures import startup_error_text
+from crunch._runner import UnitOutcome, arun_unit, is_async_task
 from crunch._units import Job
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
 from crunch.backends.thread import LaneJob, LaneJobs
+from crunch.exceptions import WorkerStartError
 
 
 class AsyncBackend(Backend):
@@ -63,7 +65,7 @@ class AsyncBackend(Backend):
             assert self.init is not None
             self.init()
         except BaseException as exc:  # noqa: BLE001 - reported as the run's error
-            self.init_error = describe(exc)[3] or repr(exc)
+            self.init_error = startup_error_text(exc)
 
     def submit(
         self, chunk_id: int, unit: Any, attempts: list[int] | None

@@ -73,11 +73,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crunch._runner import FailureTuple, UnitOutcome, describe, run_unit
+from crunch._failures import ItemFailure, startup_error_text
+from crunch._runner import UnitOutcome, run_unit
 from crunch._units import Job
 from crunch._worker import drop_unpicklable
-from crunch.backends import Backend, Lost, WorkerStartError
-from crunch.exceptions import MissingExtraError, UsageError
+from crunch.backends import Backend, Lost
+from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
 
@@ -403,12 +404,12 @@ def _plain(fn: Any) -> Any:
     return fn.load() if isinstance(fn, FileFunction) else fn
 
 
-def _pickle_task(fn: Callable[[Any], Any], init: Callable[[], Any] | None) -> bytes:
+def _pickle_task(job: Job, init: Callable[[], Any] | None) -> bytes:
     """The task and its initializer, pickled together; a function of ``__main__`` (a script)
     travels by value, as Dask sends it."""
     import cloudpickle
 
-    return cloudpickle.dumps((fn, init), protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps((job, init), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _module_of(fn: Callable[..., Any]) -> Any:
@@ -444,9 +445,7 @@ def _task_failed(items: Any, exc: BaseException) -> Lost:
     items so the one at fault fails alone, then fail it with the error."""
     if len(items) > 1:
         return Lost(rerun=range(len(items)), suspect=True)
-    kind, type_, message, text, names = describe(exc)
-    failure: FailureTuple = (kind, type_, f"the dask task failed: {message}", text, names)
-    return Lost(rerun=(), blamed={0: (failure, 0.0)})
+    return Lost(rerun=(), blamed={0: (ItemFailure.dask_task_failed(exc), 0.0)})
 
 
 async def _quietly(awaitable: Any, timeout: float = CLEANUP_TIMEOUT) -> None:
@@ -503,7 +502,7 @@ def _load(run: _Run, payload: bytes) -> None:
                 init()
             run.job = job
         except BaseException as exc:  # noqa: BLE001 - reported to the parent by every chunk
-            run.error = describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+            run.error = startup_error_text(exc)
         run.ready = True
 
 
@@ -578,9 +577,9 @@ def dask_probe(payload: bytes) -> tuple[str | None, str] | None:
     try:
         pickle.loads(payload)
     except ModuleNotFoundError as exc:
-        return exc.name, describe(exc)[3] or str(exc)
+        return exc.name, startup_error_text(exc)
     except BaseException as exc:  # noqa: BLE001
-        return None, describe(exc)[3] or f"{type(exc).__name__}: {exc}"
+        return None, startup_error_text(exc)
     return None
 
 

@@ -48,18 +48,21 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from crunch._runner import FailureTuple, UnitOutcome, describe, timeout_failure
+from crunch._failures import ItemFailure
+from crunch._runner import UnitOutcome
 from crunch._units import ItemsUnit, Job
 from crunch._worker import (
     HALT,
+    LOADING,
     SLOT_BASE,
     SLOT_WIDTH,
     init_process_worker,
     process_chunk,
     slot_offset,
 )
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
 from crunch.backends._startmain import mentions_main, without_main
+from crunch.exceptions import WorkerStartError
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
@@ -75,24 +78,6 @@ STARTUP_FAILURES = 2
 def hard_limit(timeout: float) -> float:
     """Seconds after which a stuck worker is killed: the soft timer had its chance by then."""
     return timeout + max(0.5, min(5.0, timeout))
-
-
-def crash_failure(exitcode: int | None) -> FailureTuple:
-    if exitcode is None:
-        message = "worker process died (exit status unknown)"
-    elif exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        message = f"worker killed by {name}"
-        if -exitcode == signal.SIGSEGV:
-            message += " (segmentation fault)"
-        elif -exitcode == signal.SIGKILL:
-            message += " (kill -9, or the out-of-memory killer)"
-    else:
-        message = f"worker exited with code {exitcode}"
-    return ("crash", "WorkerDied", message, "", ())
 
 
 class ProcessBackend(Backend):
@@ -245,7 +230,7 @@ class ProcessBackend(Backend):
             # among others, they all become suspects and run one by one to find it.
             del self.inflight[chunk_id]
             lost = (
-                unsendable(unit, exc)
+                Lost(rerun=(), blamed={0: (ItemFailure.unloadable_item(exc), 0.0)})
                 if len(unit) == 1
                 else Lost(rerun=range(len(unit)), suspect=True)
             )
@@ -258,9 +243,7 @@ class ProcessBackend(Backend):
         try:
             outcome = pickle.loads(result)
         except Exception as exc:  # noqa: BLE001 - e.g. a value whose class the parent lacks
-            kind, type_, message, text, names = describe(exc)
-            message = f"the worker's results could not be unpickled here: {message}"
-            failure = (kind, type_, message, text, names)
+            failure = ItemFailure.unloadable_value(exc)
             outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(unit)), (failure, 0.0)))
         future.set_result(outcome)
 
@@ -315,7 +298,7 @@ class ProcessBackend(Backend):
                 return
         else:
             self.startup_failures = 0
-        blame: dict[int, tuple[int, FailureTuple, float]] = {}
+        blame: dict[int, tuple[int, ItemFailure, float]] = {}
         suspects: set[int] = set()
         now = time.monotonic()
         for pid, chunk, index, started in rows:
@@ -323,16 +306,17 @@ class ProcessBackend(Backend):
                 continue  # idle, or never started: its death is no item's doing
             if pid in kills:
                 assert self.timeout is not None
-                blame[chunk] = (index, timeout_failure(self.timeout), kills[pid])
+                blame[chunk] = (index, ItemFailure.timeout(self.timeout), kills[pid])
                 continue
             proc = procs.get(pid)
             code = proc.exitcode if proc is not None else None
             if pid in killed_by_us or code is None or code == -signal.SIGTERM:
                 continue  # a bystander the pool (or we) terminated
             if index >= 0:
-                blame[chunk] = (index, crash_failure(code), now - started)
+                blame[chunk] = (index, ItemFailure.crash(code), now - started)
             elif len(broken[chunk][0]) == 1:  # loading or sending its only position
-                blame[chunk] = (0, crash_failure(code), 0.0)
+                stage = "load" if index == LOADING else "return"
+                blame[chunk] = (0, ItemFailure.crash(code, stage), 0.0)
             else:
                 suspects.add(chunk)  # one of its items, being (un)pickled: isolate them
         self.timeout_kills.clear()
@@ -457,17 +441,15 @@ def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
 
 def unsendable(unit: Any, exc: BaseException) -> Lost:
     """A chunk the pool could not pickle: fail the items that do not pickle, rerun the rest."""
-    blamed: dict[int, tuple[FailureTuple, float]] = {}
+    blamed: dict[int, tuple[ItemFailure, float]] = {}
     items = unit.items if isinstance(unit, ItemsUnit) else ()
     for index, item in enumerate(items):
         try:
             pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
         except BaseException as item_exc:  # noqa: BLE001
-            kind, type_, message, text, names = describe(item_exc)
-            message = f"the item could not be pickled to send it to a worker: {message}"
-            blamed[index] = ((kind, type_, message, text, names), 0.0)
+            blamed[index] = (ItemFailure.unsendable_item(item_exc), 0.0)
     if not blamed:  # not an item's fault after all: report it on every item, plainly
-        failure = describe(exc)
+        failure = ItemFailure.from_exception(exc)
         blamed = dict.fromkeys(range(len(unit)), (failure, 0.0))
     rerun = [i for i in range(len(unit)) if i not in blamed]
     return Lost(rerun=rerun, blamed=blamed)

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crunch._runner import Progress, UnitOutcome, describe, run_unit, timeout_failure
+from crunch._failures import ItemFailure, startup_error_text
+from crunch._runner import Progress, UnitOutcome, run_unit
 from crunch._units import Job
-from crunch.backends import Backend, Lost, WorkerStartError
+from crunch.backends import Backend, Lost
+from crunch.exceptions import WorkerStartError
 
 
 class LaneJob:
@@ -83,7 +85,7 @@ class LaneJob:
         elapsed = time.monotonic() - self.started
         return Lost(
             rerun=range(hung + 1, len(self.unit)),
-            blamed={hung: (timeout_failure(timeout), elapsed)},
+            blamed={hung: (ItemFailure.timeout(timeout), elapsed)},
             partial=self.progress.outcome(hung),
         )
 
@@ -174,7 +176,7 @@ class ThreadBackend(Backend):
             try:
                 self.init()
             except BaseException as exc:  # noqa: BLE001 - reported as the run's error
-                self.init_error = describe(exc)[3] or repr(exc)
+                self.init_error = startup_error_text(exc)
         while (job := self.queue.get()) is not None:
             if self.init_error is not None:
                 _post(loop, _fail, job.future, WorkerStartError(self.init_error))

@@ -1,0 +1,226 @@
+"""The hostile inputs of ``tests/hostile.py`` through the real command, in every local mode.
+
+Each table case is one parametrised test; the command runs once per mode and input route (the
+runs are cached for the module), and each case checks its own record in that output.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hostile
+import pytest
+from conftest import LOCAL_MODES
+from helpers import crunch_cmd, env
+from hostile import NAMES, VALUES, Name
+
+import crunch
+
+ROUTES = ("walk", "stdin-lines", "stdin-null")
+MISSING = b"t/missing\xff.txt"  # named on stdin only: its FileNotFoundError quotes the name
+
+
+def strict_json(line: bytes) -> Any:
+    """A record line as a strict JSON reader sees it (no NaN, no Infinity)."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in a record line: {line!r}")
+
+    return json.loads(line.decode("utf-8"), parse_constant=refuse)
+
+
+def run(args: list[str], cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        crunch_cmd(*args),
+        cwd=cwd,
+        env=env(),
+        input=stdin,
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+
+
+# ------------------------------------------------------------------------------------ names
+@pytest.fixture(scope="module")
+def name_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Name]]:
+    """A directory ``t`` with one file per name the file system accepts; content = the name."""
+    root = tmp_path_factory.mktemp("names")
+    (root / "t").mkdir()
+    made = []
+    for case in NAMES:
+        try:
+            with open(os.fsencode(root / "t") + b"/" + case.raw, "xb") as f:
+                f.write(case.raw)
+        except OSError:
+            continue  # a file system that refuses the name (not one of ours on Linux)
+        made.append(case)
+    return root, made
+
+
+@functools.cache
+def _names_run(root: Path, names: tuple[Name, ...], mode: str, route: str) -> dict[str, Any]:
+    out = f"out-{mode}-{route}.jsonl"
+    args = ["process", "--mode", mode, "--workers", "2", "-o", out]
+    stdin = b""
+    if route == "walk":
+        args.insert(1, "t")
+    else:
+        usable = [n for n in names if route == "stdin-null" or n.on_lines]
+        paths = [b"t/" + n.raw for n in usable] + [MISSING]
+        sep = b"\0" if route == "stdin-null" else b"\n"
+        stdin = sep.join(paths) + sep
+        args[1:1] = ["-"] + (["--null"] if route == "stdin-null" else [])
+    first = run(args, root, stdin)
+    written = (root / out).read_bytes()
+    again = run([*args, "--resume"], root, stdin)
+    return {
+        "first": first,
+        "lines": written.splitlines(),
+        "again": again,
+        "after_resume": (root / out).read_bytes(),
+        "written": written,
+    }
+
+
+def names_run(name_dir: tuple[Path, list[Name]], mode: str, route: str) -> dict[str, Any]:
+    root, made = name_dir
+    return _names_run(root, tuple(made), mode, route)
+
+
+def _name_params() -> list[Any]:
+    unfit = pytest.mark.skip(reason="a line of stdin cannot carry this name")
+    return [
+        pytest.param(
+            mode,
+            route,
+            case,
+            id=f"{mode}-{route}-{case.id}",
+            marks=unfit if route == "stdin-lines" and not case.on_lines else (),
+        )
+        for mode in LOCAL_MODES
+        for route in ROUTES
+        for case in NAMES
+    ]
+
+
+@pytest.mark.parametrize(("mode", "route", "case"), _name_params())
+def test_every_name_gets_one_record_that_maps_back_to_its_file(
+    name_dir: tuple[Path, list[Name]], mode: str, route: str, case: Name
+) -> None:
+    """README "Output": the key of any file name, whatever its bytes, gives the name back."""
+    if case not in name_dir[1]:
+        pytest.skip("the file system refused this name")
+    got = names_run(name_dir, mode, route)
+    mine = [strict_json(line) for line in got["lines"]]
+    mine = [r for r in mine if os.fsencode(r["item"]) == b"t/" + case.raw]
+    assert len(mine) == 1, (got["first"].stderr.decode(errors="replace"), got["lines"])
+    record = mine[0]
+    assert record["ok"] is True, record
+    assert record["value"]["bytes"] == len(case.raw)
+    assert record["value"]["sha256"] == hashlib.sha256(case.raw).hexdigest()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("mode", LOCAL_MODES)
+def test_names_run_whole_and_resume_matches_every_key(
+    name_dir: tuple[Path, list[Name]], mode: str, route: str
+) -> None:
+    """No record is lost to an odd name, and --resume finds every one of them already done."""
+    got = names_run(name_dir, mode, route)
+    made = name_dir[1]
+    expected = len(made) if route != "stdin-lines" else sum(n.on_lines for n in made)
+    expected += route != "walk"  # the missing file named on stdin
+    assert len(got["lines"]) == expected, got["first"].stderr.decode(errors="replace")
+    assert got["first"].returncode == (0 if route == "walk" else 1)
+    assert b"Traceback" not in got["first"].stderr
+    # The resumed run finds every ok record done (it runs only the missing file again).
+    assert got["again"].returncode == got["first"].returncode, got["again"].stderr
+    after = got["after_resume"].splitlines()
+    oks = sorted(line for line in got["lines"] if strict_json(line)["ok"])
+    assert sorted(line for line in after if strict_json(line)["ok"]) == oks
+    assert sorted(strict_json(line)["item"] for line in after) == sorted(
+        strict_json(line)["item"] for line in got["lines"]
+    )
+
+
+@pytest.mark.parametrize("mode", LOCAL_MODES)
+def test_an_error_message_quoting_an_odd_name_is_kept(
+    name_dir: tuple[Path, list[Name]], mode: str
+) -> None:
+    """README "Output": the original error is recorded, the name escaped, not a TypeError."""
+    got = names_run(name_dir, mode, "stdin-null")
+    records = [strict_json(line) for line in got["lines"]]
+    (missing,) = [r for r in records if os.fsencode(r["item"]) == MISSING]
+    assert missing["ok"] is False
+    assert missing["error"]["type"] == "FileNotFoundError"
+    # Python's own message (it quotes the name with repr), exactly as the worker raised it.
+    assert missing["error"]["message"].endswith(repr(os.fsdecode(MISSING)))
+
+
+# ----------------------------------------------------------------------------------- values
+@functools.cache
+def _values_run(root: Path, mode: str) -> tuple[subprocess.CompletedProcess[bytes], list[bytes]]:
+    source = root / "cases.jsonl"
+    source.write_text("".join(json.dumps(case.id) + "\n" for case in VALUES))
+    out = f"values-{mode}.jsonl"
+    args = ["process", "--jsonl", "cases.jsonl", "--task", "hostile:value", "-o", out]
+    result = run([*args, "--mode", mode, "--workers", "2"], root)
+    return result, (root / out).read_bytes().splitlines()
+
+
+@pytest.fixture(scope="module")
+def values_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("values")
+
+
+@pytest.mark.parametrize("case", VALUES, ids=[c.id for c in VALUES])
+@pytest.mark.parametrize("mode", LOCAL_MODES)
+def test_every_value_is_recorded_exactly_or_fails_its_item(
+    values_root: Path, mode: str, case: Any
+) -> None:
+    """A record line is strict JSON; NaN and infinities fail the item and say where."""
+    if case.needs:
+        pytest.importorskip(case.needs)
+    result, lines = _values_run(values_root, mode)
+    assert b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
+    assert len(lines) == len(VALUES)
+    records = {r["item"]: r for r in map(strict_json, lines)}
+    record = records[VALUES.index(case) + 1]
+    if case.ok:
+        assert record["ok"] is True, record
+        assert record["value"] == json.loads(json.dumps(case.make()))
+    else:
+        assert record["ok"] is False, record
+        assert record["error"]["type"] == case.type
+        assert case.message_has in record["error"]["message"]
+        if case.type == "ValueError":
+            assert "JSON cannot represent" in record["error"]["message"]
+
+
+def test_json_logs_carry_an_odd_name_escaped(tmp_path: Path) -> None:
+    """--log-format json: the item.failed event of a non-UTF-8 name is a JSON line too."""
+    result = run(
+        ["process", "-", "--null", "--log-format", "json", "--mode", "sync"],
+        tmp_path,
+        stdin=MISSING + b"\0",
+    )
+    assert result.returncode == 1, result.stderr
+    assert b"Traceback" not in result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith(b"{")]
+    (failed,) = [e for e in events if e.get("event") == "item.failed"]
+    assert os.fsencode(failed["item"]) == MISSING
+
+
+def test_the_library_returns_python_values_unchanged() -> None:
+    """README "The library": run/imap return the task's values; NaN stays NaN there."""
+    batch = crunch.run(hostile.value, ["nan", "surrogate-in-value"], mode="sync")
+    assert math.isnan(batch.succeeded[0])
+    assert batch.succeeded[1] == ["b\udcff.txt", "\udc80"]
