@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from pathlib import Path
 
@@ -165,6 +166,25 @@ def test_async_def_tasks_run_in_async_mode() -> None:
     """An async def task is awaited directly in async mode."""
     batch = crunch.run(faults.async_square, range(20), mode="async", workers=4)
     assert batch.succeeded == {i: i * i for i in range(20)}
+
+
+def test_wrapped_async_tasks_are_awaited_too() -> None:
+    """An async def behind functools.wraps or partial, or an object whose __call__ is async
+    def, is awaited in async mode and refused in the others, like a bare async def."""
+
+    @functools.wraps(faults.async_square)
+    def wrapped(x: int) -> object:
+        return faults.async_square(x)
+
+    class Squarer:
+        async def __call__(self, x: int) -> int:
+            return await faults.async_square(x)
+
+    for task in (wrapped, functools.partial(faults.async_square), Squarer()):
+        batch = crunch.run(task, range(5), mode="async", workers=2)
+        assert batch.succeeded == {i: i * i for i in range(5)}
+        with pytest.raises(crunch.UsageError, match="async def"):
+            crunch.run(task, range(5), mode="thread", workers=2)
 
 
 def test_init_runs_in_each_worker(mode: str) -> None:

@@ -7,12 +7,13 @@ the engine, pydantic, orjson and structlog.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import click
@@ -61,7 +62,9 @@ def fail_usage(problems: list[str]) -> int:
 
 def run_process(**o: Any) -> int:
     from crunch._combine import Regroup, TaskCall, expand
+    from crunch._spool import Spool
     from crunch._taskspec import load_callable
+    from crunch._worker import is_async_task
     from crunch.api import check_task
     from crunch.config import RunConfig
     from crunch.sources import check_paths
@@ -124,11 +127,20 @@ def run_process(**o: Any) -> int:
         problems.append("--reduce cannot be used with --resume: the total needs every item")
     if o["resume"] and not o["output"]:
         problems.append("--resume needs -o FILE (the records to resume from)")
-    if task is not None and config is not None:
+    if task is not None and is_async_task(task.fn) and o["mode"] != "async":
+        problems.append(
+            f"--task {o['task_spec']!r} is an async def function: run it with --mode async"
+        )
+    elif task is not None and config is not None:
         try:
             check_task(task.fn, config.mode)
         except UsageError as exc:
             problems.append(str(exc))
+    if init is not None and is_async_task(init):
+        problems.append(
+            f"--init {o['init_spec']!r} is an async def function: --init must be a plain "
+            "function (it runs once in each worker, before its first item)"
+        )
     if problems or task is None or config is None:
         return fail_usage(problems)
 
@@ -141,26 +153,40 @@ def run_process(**o: Any) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
 
-    entries = _entries(o, done)
-    entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
-    regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
-    fn = TaskCall(task, options)
-    return _drive(o, config, fn, init, entries, regroup)
+    with Spool() as spool:  # removes the copies of piped PATHs when the run is over
+        entries = _entries(o, done, spool)
+        entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
+        regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
+        fn = TaskCall(task, options)
+        return _drive(o, config, fn, init, entries, regroup)
 
 
-def _entries(o: dict[str, Any], done: set[Any]) -> Iterator[tuple[Any, Any]]:
+def _entries(o: dict[str, Any], done: set[Any], spool: Any) -> Iterator[tuple[Any, Any]]:
     from crunch.sources import jsonl_items, stdin_paths, walk
 
     if o["jsonl_file"]:
-        source: Iterator[tuple[Any, Any]] = jsonl_items(o["jsonl_file"], key_field=o["key_field"])
+        jsonl = sys.stdin.buffer if o["jsonl_file"] == "-" else o["jsonl_file"]
+        source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
     else:
-        source = _paths(o, walk, stdin_paths)
+        source = _paths(o, walk, stdin_paths, spool)
     if not done:
         return source
     return ((key, item) for key, item in source if key not in done)
 
 
-def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any) -> Iterator[tuple[Any, Any]]:
+def _spooled(
+    pairs: Iterator[tuple[Any, Any]], roots: list[str], spool: Any
+) -> Iterator[tuple[Any, Any]]:
+    """The walk, with each root only this process can read (a pipe, /dev/fd/N) replaced by a
+    private copy the workers can open; the key stays the PATH as given (see ``_spool``)."""
+    files = {PurePath(root).as_posix(): root for root in roots if not os.path.isdir(root)}
+    for key, item in pairs:
+        root = files.get(key) if isinstance(item, Path) else None
+        copy = spool.path_for(root) if root is not None and str(item) == key else None
+        yield key, item if copy is None else copy
+
+
+def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any) -> Iterator[tuple[Any, Any]]:
     walk_options = {
         "hidden": o["hidden"],
         "follow_symlinks": o["follow_symlinks"],
@@ -173,11 +199,11 @@ def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any) -> Iterator[tuple[Any
             roots.append(path)
             continue
         if roots:
-            yield from walk(roots, **walk_options)
+            yield from _spooled(walk(roots, **walk_options), roots, spool)
             roots = []
         yield from stdin_paths(sys.stdin.buffer, null=o["null"])
     if roots:
-        yield from walk(roots, **walk_options)
+        yield from _spooled(walk(roots, **walk_options), roots, spool)
 
 
 def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, regroup: Any) -> int:

@@ -14,6 +14,7 @@ from strings only, so nothing the task raised has to pickle.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pickle
 import signal
@@ -146,11 +147,22 @@ def _current_exception() -> BaseException:
 
 
 def is_async_task(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, also behind ``functools.partial``."""
+    """True when calling ``fn`` gives a coroutine: an ``async def`` function, also behind
+    ``functools.partial`` or a wrapper that names it as ``__wrapped__`` (as ``functools.wraps``
+    does, and the command's own wrappers), or an object whose ``__call__`` is ``async def``."""
     inner: Any = fn
-    while hasattr(inner, "func"):
-        inner = inner.func
-    return inspect.iscoroutinefunction(inner)
+    for _ in range(100):  # a wrapper that wraps itself must not loop forever
+        if isinstance(inner, functools.partial):
+            inner = inner.func
+        elif getattr(inner, "__wrapped__", None) is not None:
+            inner = inner.__wrapped__
+        else:
+            break
+    if inspect.iscoroutinefunction(inner):
+        return True
+    if inspect.isroutine(inner) or isinstance(inner, type):
+        return False
+    return inspect.iscoroutinefunction(getattr(type(inner), "__call__", None))  # noqa: B004
 
 
 # --------------------------------------------------------------------------- process workers

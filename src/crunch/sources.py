@@ -41,8 +41,8 @@ Walking directories (``walk``)
       (``PermissionError``), so the run fails that entry visibly (exit 1) and ``--resume`` tries
       it again. The same for a root that cannot be read when ``check_paths`` was skipped.
     - Other non-regular files met during the walk (FIFOs, sockets, devices) are skipped, with a
-      note in ``warnings``: opening a FIFO would hang a worker. A root is used whatever it is,
-      so ``crunch process <(make-data)`` works.
+      note in ``warnings``: opening a FIFO would hang a worker. A root is yielded whatever it
+      is; the command hands a root that is a pipe to the task as a copy (``crunch._spool``).
     - ``warnings``: pass a list to collect one human message per skipped loop or special file,
       for the caller to log. Nothing is collected for hidden entries, unfollowed links or
       excluded paths: those are the documented rules, not surprises.
@@ -97,6 +97,7 @@ JSON Lines (``jsonl_items``)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -532,13 +533,21 @@ _KEY_TYPE_NAMES = {
 }
 
 
-def jsonl_items(path: str | Path, *, key_field: str | None = None) -> Iterator[tuple[Any, Any]]:
-    """Yield ``(key, value)`` for each non-blank line of a JSON Lines file.
+def jsonl_items(
+    path: str | Path | BinaryIO, *, key_field: str | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(key, value)`` for each non-blank line of a JSON Lines file (or binary stream,
+    such as standard input, which is read as it arrives and left open).
 
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
-    with open(path, "rb") as f:
+    opened: contextlib.AbstractContextManager[BinaryIO]
+    if isinstance(path, (str, os.PathLike)):
+        opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    else:
+        opened = contextlib.nullcontext(path)
+    with opened as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
             if not line.strip():
