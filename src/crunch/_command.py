@@ -153,22 +153,42 @@ def run_process(**o: Any) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
 
+    skipped = SkipNotes()
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
-        entries = _entries(o, done, spool)
+        entries = _entries(o, done, spool, skipped)
         entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
         regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
         fn = TaskCall(task, options)
-        return _drive(o, config, fn, init, entries, regroup)
+        return _drive(o, config, fn, init, entries, regroup, skipped)
 
 
-def _entries(o: dict[str, Any], done: set[Any], spool: Any) -> Iterator[tuple[Any, Any]]:
+class SkipNotes:
+    """What the walk skipped that a user would not expect (FIFOs, sockets, devices, link loops).
+
+    The walk appends one message per skip (``sources.walk(warnings=...)``); each is logged as a
+    warning as it happens, and the count goes into the summary.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.log: Any = None  # set once logging is configured, before the walk starts
+
+    def append(self, message: str) -> None:
+        self.count += 1
+        if self.log is not None:
+            self.log.warning("input.skipped", reason=message)
+
+
+def _entries(
+    o: dict[str, Any], done: set[Any], spool: Any, skipped: SkipNotes
+) -> Iterator[tuple[Any, Any]]:
     from crunch.sources import jsonl_items, stdin_paths, walk
 
     if o["jsonl_file"]:
         jsonl = sys.stdin.buffer if o["jsonl_file"] == "-" else o["jsonl_file"]
         source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
     else:
-        source = _paths(o, walk, stdin_paths, spool)
+        source = _paths(o, walk, stdin_paths, spool, skipped)
     if not done:
         return source
     return ((key, item) for key, item in source if key not in done)
@@ -186,8 +206,11 @@ def _spooled(
         yield key, item if copy is None else copy
 
 
-def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any) -> Iterator[tuple[Any, Any]]:
+def _paths(
+    o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, skipped: SkipNotes
+) -> Iterator[tuple[Any, Any]]:
     walk_options = {
+        "warnings": skipped,
         "hidden": o["hidden"],
         "follow_symlinks": o["follow_symlinks"],
         "globs": o["globs"],
@@ -206,7 +229,15 @@ def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any) -> Iterat
         yield from _spooled(walk(roots, **walk_options), roots, spool)
 
 
-def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, regroup: Any) -> int:
+def _drive(
+    o: dict[str, Any],
+    config: Any,
+    fn: Any,
+    init: Any,
+    entries: Any,
+    regroup: Any,
+    skipped: SkipNotes,
+) -> int:
     from crunch._output import RecordWriter, Summary, setup_logging
     from crunch.api import _Stream
     from crunch.exceptions import RunInterrupted
@@ -220,6 +251,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
 
         progress = stream.progress = Progress(stream.stats)
     log = setup_logging(fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=progress)
+    skipped.log = log
     summary = Summary()
     reduce_ = o["reduce_"]
     out_path = o["output"]
@@ -288,6 +320,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
             not_run=not_run,
             halted=stats.halted,
             stopped=stopped,
+            skipped=skipped.count,
         ),
         err=True,
     )
