@@ -86,6 +86,15 @@ def run_process(**o: Any) -> int:
     problems.extend(
         check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
     )
+    if o["output"]:
+        from crunch._own_files import output_problems
+
+        inputs = [*paths, *([jsonl_file] if jsonl_file else [])]
+        problems.extend(
+            output_problems(
+                o["output"], inputs, stdin_read="-" in (*paths, jsonl_file), hidden=o["hidden"]
+            )
+        )
 
     task, options = resolve_task_and_options(o, problems)
     init = None
@@ -153,13 +162,13 @@ def run_process(**o: Any) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
 
-    skipped = SkipNotes()
+    intake = Intake()
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
-        entries = _entries(o, done, spool, skipped)
+        entries = _entries(o, done, spool, intake)
         entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
         regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
         fn = TaskCall(task, options)
-        return _drive(o, config, fn, init, entries, regroup, skipped)
+        return _drive(o, config, fn, init, entries, regroup, intake)
 
 
 class SkipNotes:
@@ -179,8 +188,23 @@ class SkipNotes:
             self.log.warning("input.skipped", reason=message)
 
 
+class Intake:
+    """What the command's sources note while the run reads its inputs, for ``_drive``.
+
+    ``skipped``: the walk's surprising skips. ``own``: the files the run writes, which no
+    source yields (``crunch._own_files``); ``_drive`` adds them once they are open, before any
+    input is read.
+    """
+
+    def __init__(self) -> None:
+        from crunch._own_files import OwnFiles
+
+        self.skipped = SkipNotes()
+        self.own = OwnFiles()
+
+
 def _entries(
-    o: dict[str, Any], done: set[Any], spool: Any, skipped: SkipNotes
+    o: dict[str, Any], done: set[Any], spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
     from crunch.sources import jsonl_items, stdin_paths, walk
 
@@ -188,7 +212,7 @@ def _entries(
         jsonl = sys.stdin.buffer if o["jsonl_file"] == "-" else o["jsonl_file"]
         source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
     else:
-        source = _paths(o, walk, stdin_paths, spool, skipped)
+        source = _paths(o, walk, stdin_paths, spool, intake)
     if not done:
         return source
     return ((key, item) for key, item in source if key not in done)
@@ -207,10 +231,11 @@ def _spooled(
 
 
 def _paths(
-    o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, skipped: SkipNotes
+    o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
     walk_options = {
-        "warnings": skipped,
+        "warnings": intake.skipped,
+        "leave_out": intake.own,
         "hidden": o["hidden"],
         "follow_symlinks": o["follow_symlinks"],
         "globs": o["globs"],
@@ -224,7 +249,7 @@ def _paths(
         if roots:
             yield from _spooled(walk(roots, **walk_options), roots, spool)
             roots = []
-        yield from stdin_paths(sys.stdin.buffer, null=o["null"])
+        yield from stdin_paths(sys.stdin.buffer, null=o["null"], leave_out=intake.own)
     if roots:
         yield from _spooled(walk(roots, **walk_options), roots, spool)
 
@@ -236,7 +261,7 @@ def _drive(
     init: Any,
     entries: Any,
     regroup: Any,
-    skipped: SkipNotes,
+    intake: Intake,
 ) -> int:
     from crunch._output import RecordWriter, Summary, setup_logging
     from crunch.api import _Stream
@@ -251,7 +276,7 @@ def _drive(
 
         progress = stream.progress = Progress(stream.stats)
     log = setup_logging(fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=progress)
-    skipped.log = log
+    intake.skipped.log = log
     summary = Summary()
     reduce_ = o["reduce_"]
     out_path = o["output"]
@@ -260,6 +285,9 @@ def _drive(
         sink = open(out_path, "ab" if o["resume"] else "wb")  # noqa: SIM115 - closed below
     else:
         sink = None if reduce_ else sys.stdout.buffer
+    intake.own.add(sys.stdout.buffer)  # when it is a regular file (``> FILE``)
+    if out_path and sink is not None:
+        intake.own.add(sink, out_path)
     writer = RecordWriter(sink) if sink is not None else None
     log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
 
@@ -320,7 +348,7 @@ def _drive(
             not_run=not_run,
             halted=stats.halted,
             stopped=stopped,
-            skipped=skipped.count,
+            skipped=intake.skipped.count,
         ),
         err=True,
     )

@@ -46,6 +46,8 @@ Walking directories (``walk``)
     - ``warnings``: pass a list to collect one human message per skipped loop or special file,
       for the caller to log. Nothing is collected for hidden entries, unfollowed links or
       excluded paths: those are the documented rules, not surprises.
+    - ``leave_out``: the run's own output (``crunch._own_files.OwnFiles``); a file that is one
+      of its files, by ``(st_dev, st_ino)``, is not yielded, silently (the same for a root).
 
 Patterns (``--glob``, ``--exclude``; ``glob_to_regex``)
     - A pattern matches the path relative to its root with ``/`` separators (``sub/a.txt`` for
@@ -77,7 +79,8 @@ Standard input (``stdin_paths``)
     is part of the name). Empty entries are skipped. Read as data arrives (``read1``), never all
     of stdin first. Names are decoded with ``os.fsdecode`` so undecodable bytes survive the round
     trip to the file system. Keys are normalised as for the walk. Paths are not checked: one that
-    does not exist fails when the task opens it.
+    does not exist fails when the task opens it. A path to a file of ``leave_out`` (the run's own
+    output) is skipped.
 
 JSON Lines (``jsonl_items``)
     Each line is one item, a JSON value decoded with ``orjson`` (a line it refuses is read by
@@ -104,12 +107,15 @@ import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from crunch._jsonline import loads
 from crunch.results import InvalidItem
+
+if TYPE_CHECKING:
+    from crunch._own_files import OwnFiles
 
 __all__ = ["check_paths", "glob_to_regex", "jsonl_items", "stdin_paths", "walk"]
 
@@ -299,13 +305,15 @@ def walk(
     follow_symlinks: bool = False,
     globs: Sequence[str] = (),
     excludes: Sequence[str] = (),
-    warnings: list[str] | None = None,
+    warnings: Any = None,
+    leave_out: OwnFiles | None = None,
 ) -> Iterator[tuple[str, Path | InvalidItem]]:
     """Yield ``(key, Path)`` for every file under ``roots``, depth first, in name order.
 
     An entry that cannot be read is yielded as ``(key, InvalidItem)``. Patterns are compiled
-    here, at the call; the walk itself starts at the first ``next()``. Pass a list as
-    ``warnings`` to collect a message for each link loop and special file that was skipped.
+    here, at the call; the walk itself starts at the first ``next()``. Pass a list (anything
+    with ``append``) as ``warnings`` to collect a message for each link loop and special file
+    that was skipped. Files of ``leave_out`` (the run's own output) are never yielded.
     """
     walker = _Walker(
         hidden=hidden,
@@ -313,12 +321,13 @@ def walk(
         include=_combine(globs),
         exclude=_combine(excludes),
         warnings=warnings,
+        leave_out=leave_out,
     )
     return walker.walk(roots)
 
 
 class _Walker:
-    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "warnings")
+    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "leave_out", "warnings")
 
     def __init__(
         self,
@@ -327,13 +336,15 @@ class _Walker:
         follow_symlinks: bool,
         include: re.Pattern[str] | None,
         exclude: re.Pattern[str] | None,
-        warnings: list[str] | None,
+        warnings: Any,
+        leave_out: OwnFiles | None = None,
     ) -> None:
         self.hidden = hidden
         self.follow_symlinks = follow_symlinks
         self.include = include
         self.exclude = exclude
         self.warnings = warnings
+        self.leave_out = leave_out
 
     def _warn(self, message: str) -> None:
         if self.warnings is not None:
@@ -362,7 +373,11 @@ class _Walker:
             yield key, _invalid(key, exc)
             return
         if not stat.S_ISDIR(st.st_mode):
-            if self._keep_file(PurePath(key).name):
+            name = PurePath(key).name
+            own = self.leave_out
+            if own and own.is_own(name, root, link=True):
+                return
+            if self._keep_file(name):
                 yield key, Path(key)
             return
         if key == ".":
@@ -388,6 +403,11 @@ class _Walker:
         hidden = self.hidden
         follow = self.follow_symlinks
         child = _child_path
+        # The run's own output: only a file with one of its names (or a followed link) is
+        # stat-ed to tell (crunch._own_files).
+        own = self.leave_out if self.leave_out else None
+        own_names = own.names if own is not None else frozenset()
+        own_every = own is not None and own.every_name
         # One frame per directory on the current path: (its sorted entries, the position
         # reached, its path relative to the root with a trailing "/", its Path, its
         # (st_dev, st_ino)).
@@ -426,6 +446,12 @@ class _Walker:
                     continue
                 key = prefix + rel
                 if _is_file(entry):
+                    if (
+                        own is not None
+                        and (name in own_names or is_link or own_every)
+                        and own.holds(entry.path)
+                    ):
+                        continue
                     yield key, child(dir_path, name)
                 elif is_link and not os.path.exists(entry.path):
                     target = _readlink(entry.path)
@@ -492,10 +518,20 @@ def _invalid(key: str, exc: OSError) -> InvalidItem:
 # Standard input
 
 
-def stdin_paths(stream: BinaryIO, *, null: bool = False) -> Iterator[tuple[str, Path]]:
-    """Yield ``(key, Path)`` for each path read from ``stream``: one a line, or NUL-separated."""
+def stdin_paths(
+    stream: BinaryIO, *, null: bool = False, leave_out: OwnFiles | None = None
+) -> Iterator[tuple[str, Path]]:
+    """Yield ``(key, Path)`` for each path read from ``stream``: one a line, or NUL-separated.
+
+    A path to a file of ``leave_out`` (the run's own output) is skipped.
+    """
+    own = leave_out if leave_out else None
+    tails = tuple(os.fsencode(name) for name in own.names) if own is not None else ()
+    every = own is not None and own.every_name
     for raw in _nul_records(stream) if null else _line_records(stream):
         if raw:
+            if own is not None and (every or raw.endswith(tails)) and own.holds(os.fsdecode(raw)):
+                continue
             path = Path(os.fsdecode(raw))
             yield path.as_posix(), path
 
