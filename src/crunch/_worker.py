@@ -204,19 +204,32 @@ class _ProcessLane:
         table[self.base + 3] = start
         table[self.base + 2] = index
         if self.arm is not None:
+            global _ARMED
+            _ARMED = True
             signal.setitimer(signal.ITIMER_REAL, self.arm)
         return True
 
     def end(self) -> None:
         if self.arm is not None:
+            global _ARMED
+            _ARMED = False
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.table[self.base + 2] = SENDING
 
 
+_ARMED = False  # between a chunk's first begin() and its end(): the soft timer is for an item
+_REARM = 0.001  # seconds
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
-    # The timer can fire just after the task returned, while crunch's own loop runs: the item
-    # finished in time then, so the alarm is ignored rather than raised into crunch's code.
+    # The timer can fire while crunch's own loop runs rather than the task: never raise into
+    # crunch's code. Just after a task returned, the next begin() (or end()) resets the timer
+    # anyway; just before a task starts (a worker descheduled between arming the timer and
+    # calling the task, on a busy machine), the item's time is up already: fire again a moment
+    # later, inside the task. After end() the alarm is stale and ignored.
     if frame is not None and frame.f_code in _OWN_CODE:
+        if _ARMED:
+            signal.setitimer(signal.ITIMER_REAL, _REARM)
         return
     raise ItemTimeout
 

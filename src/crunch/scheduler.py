@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from crunch._failures import ItemFailure
 from crunch._feed import KeyFn, make_feed
+from crunch._retry import retryable
 from crunch._sizing import ChunkSizer
 from crunch._worker import Outcome
 from crunch.backends import Backend, Lost, make_backend
@@ -485,7 +486,7 @@ class Scheduler:
             failure.kind == "error"
             and tries <= self.config.retries
             and not self.stopping
-            and not self.retry_on.isdisjoint(failure.names)
+            and retryable(failure.names, self.retry_on)
         )
 
     def _retry(self, chunk: _Chunk, index: int, tries: int) -> None:
