@@ -7,9 +7,9 @@ worker reports which item it is on and learns that it should stop starting new i
     lane.begin(i, t) -> bool about to run item i, at time.monotonic() t; False: halt requested
     lane.end()               the chunk is finished (or halted)
 
-An ``Outcome`` is ``(values, seconds, failures)`` covering items ``[0, len(values))``;
-``failures`` maps an index to its ``ItemFailure`` (crunch._failures), built here, in the worker,
-from strings only, so nothing the task raised has to pickle.
+An ``Outcome`` (crunch._transit) is ``(values, seconds, failures)`` covering items
+``[0, len(values))``; ``failures`` maps an index to its ``ItemFailure`` (crunch._failures), built
+here, in the worker, from strings only, so nothing the task raised has to pickle.
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ import pickle
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from crunch._failures import ItemFailure, startup_error_text
+from crunch._transit import Outcome, encode_outcome, load_items
 from crunch.results import InvalidItem
-
-
-class Outcome(NamedTuple):
-    """What a chunk's run gave: a value and seconds per item run, failures by index."""
-
-    values: list[Any]
-    seconds: list[float]
-    failures: dict[int, ItemFailure] | None
 
 
 class Lane(Protocol):
@@ -117,13 +110,11 @@ async def arun_chunk(
                 if type(item) is InvalidItem:
                     failure = ItemFailure.invalid(item)
                 else:
-                    value = await asyncio.wait_for(fn(item), timeout)
+                    value, raised = await asyncio.wait_for(_captured(fn(item)), timeout)
+                    if raised is not None:
+                        failure = ItemFailure.from_exception(raised)
             except TimeoutError:
-                failure = (
-                    ItemFailure.timeout(timeout)
-                    if timeout is not None and perf() - start >= timeout * 0.999
-                    else ItemFailure.from_exception(_current_exception())
-                )
+                failure = ItemFailure.timeout(timeout or 0.0)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001
@@ -138,12 +129,20 @@ async def arun_chunk(
     return Outcome(values, seconds, failures)
 
 
-def _current_exception() -> BaseException:
-    import sys
+async def _captured(awaitable: Any) -> tuple[Any, BaseException | None]:
+    """``(value, None)``, or ``(None, exc)`` for what the task raised, ``SystemExit`` and
+    ``KeyboardInterrupt`` included: asyncio re-raises those two out of the event loop when
+    they escape a task (``wait_for`` runs the item as one on Python 3.11), which would end the
+    run. They come from the task, not the user: the loop runs on the engine's own thread,
+    where no signal is delivered. A cancellation (the timeout) goes through."""
+    import asyncio
 
-    exc = sys.exc_info()[1]
-    assert exc is not None
-    return exc
+    try:
+        return await awaitable, None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - recorded as the item's failure
+        return None, exc
 
 
 def is_async_task(fn: Callable[..., Any]) -> bool:
@@ -307,14 +306,18 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 
 
-def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
+def process_chunk(chunk_id: int, blob: bytes, split: bool = False) -> bytes | str | ItemFailure:
     """The function the pool runs: one pickled chunk in, its pickled outcome out.
 
     The items arrive pickled so that this worker's slot can say "loading chunk N" while they
     are unpickled (an item whose unpickling kills the worker is then known), and the outcome
-    leaves pickled with the slot saying "sending" (a value too big to pickle is known too).
+    leaves pickled with the slot saying "sending" (a value whose pickling kills it is known
+    too); see crunch._transit for how one misbehaving item or value is kept to itself
+    (``split``: the values pickled one by one).
     Returns ``str`` (the error text) instead when the worker could not load the task or its
-    initializer failed: the parent then stops the run with that message.
+    initializer failed: the parent then stops the run with that message; and the
+    ``ItemFailure`` of unpickling the items when they could not be: the parent then finds the
+    item at fault by running them one by one. Never raises.
     """
     if _INIT_ERROR is not None:
         return _INIT_ERROR
@@ -322,23 +325,11 @@ def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
     table, base = _SLOTS, slot_offset(_SLOT)
     table[base + 2] = LOADING
     table[base + 1] = chunk_id
-    items = pickle.loads(blob)
-    outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
     try:
-        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
-        return pickle.dumps(_drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
+        items = load_items(blob)
+        if isinstance(items, ItemFailure):
+            return items
+        outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
+        return encode_outcome(outcome, split=split)
     finally:
         table[base + 1] = -1
-
-
-def _drop_unpicklable(outcome: Outcome) -> Outcome:
-    values, seconds, failures = outcome
-    failures = dict(failures or {})
-    for index, value in enumerate(values):
-        try:
-            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:  # noqa: BLE001
-            values[index] = None
-            failures[index] = ItemFailure.unpicklable_value(exc)
-    return Outcome(values, seconds, failures)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crunch._failures import ItemFailure
-from crunch._worker import Outcome
+from crunch._transit import Outcome, unsendable_items
 
 
 @dataclass(slots=True)
@@ -39,6 +39,29 @@ class Lost:
     blamed: dict[int, tuple[ItemFailure, float]] = field(default_factory=dict)
     partial: Outcome | None = None
     suspect: bool = False
+
+
+def unsendable(
+    items: list[Any], exc: BaseException, dumps: Callable[[Any], bytes] | None = None
+) -> Lost:
+    """A chunk that could not be pickled to be sent: the items that do not pickle fail (see
+    crunch._transit), the others run again."""
+    blamed = {i: (f, 0.0) for i, f in unsendable_items(items, exc, dumps).items()}
+    return Lost(rerun=[i for i in range(len(items)) if i not in blamed], blamed=blamed)
+
+
+def unloadable(items: list[Any], failure: ItemFailure) -> Lost:
+    """A chunk whose items could not be unpickled in the worker (``failure`` says why): a lone
+    item fails with that; several run again one by one, so the one at fault fails alone."""
+    if len(items) == 1:
+        return Lost(rerun=(), blamed={0: (failure, 0.0)})
+    return Lost(rerun=range(len(items)), suspect=True)
+
+
+def undecodable(items: list[Any], exc: BaseException) -> Lost:
+    """A worker's outcome that did not unpickle at all (not one value: the whole of it): a lone
+    item fails with that; several run again one by one."""
+    return unloadable(items, ItemFailure.unloadable_value(exc))
 
 
 class Backend:

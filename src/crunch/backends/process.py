@@ -47,6 +47,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from crunch._failures import ItemFailure
+from crunch._transit import decode_outcome, dump_items
 from crunch._worker import (
     HALT,
     LOADING,
@@ -57,7 +58,7 @@ from crunch._worker import (
     process_chunk,
     slot_offset,
 )
-from crunch.backends import Backend, Lost
+from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
 from crunch.backends._startmain import mentions_main, without_main
 from crunch.exceptions import WorkerStartError
 
@@ -103,6 +104,7 @@ class ProcessBackend(Backend):
         self.table: Any = None
         self.generation = 0
         self.inflight: dict[int, tuple[list[Any], asyncio.Future[Outcome | Lost]]] = {}
+        self.split: set[int] = set()  # chunks to run again with their values sent one by one
         self.procs: dict[int, Any] = {}  # pid -> multiprocessing.Process, of this generation
         self.timeout_kills: dict[int, float] = {}  # pid -> seconds its item had run
         self.recovering: asyncio.Task[None] | None = None
@@ -182,10 +184,10 @@ class ProcessBackend(Backend):
         items, future = self.inflight[chunk_id]
         generation = self.generation
         try:
-            blob = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - an item that cannot be sent fails alone
+            blob = dump_items(items)
+        except BaseException as exc:  # noqa: BLE001 - the item's own, see crunch._transit
             del self.inflight[chunk_id]
-            future.set_result(_unsendable(items, exc))
+            future.set_result(unsendable(items, exc))
             return
         if not self.with_main and mentions_main(blob):
             # Items that need __main__, and workers started without it: start them again.
@@ -194,7 +196,7 @@ class ProcessBackend(Backend):
             return
         try:
             with without_main(not self.with_main):
-                sent = self.pool.submit(process_chunk, chunk_id, blob)
+                sent = self.pool.submit(process_chunk, chunk_id, blob, chunk_id in self.split)
         except BrokenProcessPool:
             self._broken(generation)
             return
@@ -219,26 +221,27 @@ class ProcessBackend(Backend):
             return
         except CancelledError:
             return
-        except BaseException as exc:  # noqa: BLE001 - the worker could not load the chunk
-            # An item that fails to unpickle in the worker: alone, it is failed with that error;
-            # among others, they all become suspects and run one by one to find it.
+        except BaseException as exc:  # noqa: BLE001 - process_chunk raised: lose the chunk
+            result = ItemFailure.from_exception(exc)
+        if isinstance(result, bytes):
+            try:
+                outcome: Outcome | Lost = decode_outcome(result)
+            except BaseException as exc:  # noqa: BLE001 - a value's own, see crunch._transit
+                if chunk_id not in self.split:
+                    self.split.add(chunk_id)  # run it again, its values sent one by one
+                    if self.recovering is None:  # (else recovery runs it again)
+                        self._send(chunk_id)
+                    return
+                outcome = undecodable(items, exc)
+        elif isinstance(result, ItemFailure):  # the items did not unpickle in the worker
+            outcome = unloadable(items, result)
+        else:
             del self.inflight[chunk_id]
-            lost = (
-                Lost(rerun=(), blamed={0: (ItemFailure.unloadable_item(exc), 0.0)})
-                if len(items) == 1
-                else Lost(rerun=range(len(items)), suspect=True)
-            )
-            future.set_result(lost)
-            return
-        del self.inflight[chunk_id]
-        if isinstance(result, str):
+            self.split.discard(chunk_id)
             future.set_exception(WorkerStartError(f"workers could not start the task:\n{result}"))
             return
-        try:
-            outcome = pickle.loads(result)
-        except Exception as exc:  # noqa: BLE001 - e.g. a value whose class the parent lacks
-            failure = ItemFailure.unloadable_value(exc)
-            outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(items)), (failure, 0.0)))
+        del self.inflight[chunk_id]
+        self.split.discard(chunk_id)
         future.set_result(outcome)
 
     # ------------------------------------------------------------------ supervision
@@ -431,18 +434,3 @@ def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
             time.sleep(0.001)
         except OSError:
             return
-
-
-def _unsendable(items: list[Any], exc: BaseException) -> Lost:
-    """A chunk the pool could not pickle: fail the items that do not pickle, rerun the rest."""
-    blamed: dict[int, tuple[ItemFailure, float]] = {}
-    for index, item in enumerate(items):
-        try:
-            pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-        except BaseException as item_exc:  # noqa: BLE001
-            blamed[index] = (ItemFailure.unsendable_item(item_exc), 0.0)
-    if not blamed:  # not an item's fault after all: report it on every item, plainly
-        failure = ItemFailure.from_exception(exc)
-        blamed = dict.fromkeys(range(len(items)), (failure, 0.0))
-    rerun = [i for i in range(len(items)) if i not in blamed]
-    return Lost(rerun=rerun, blamed=blamed)
