@@ -134,16 +134,30 @@ def record_call(x: int) -> int:
 _flaky_state: dict[int, int] = {}
 
 
-def flaky(x: int) -> int:
-    """Fails with ConnectionError on the first two tries of each item (per process)."""
+def flaky(x: int, error: type[Exception] = ConnectionError) -> int:
+    """Fails with ``error`` on the first two tries of each item (counted in $CRUNCH_TEST_CALLS)."""
     path = os.environ["CRUNCH_TEST_CALLS"]
     with open(path, "a") as f:
         f.write(f"{x}\n")
     with open(path) as f:
         tries = sum(1 for line in f if line.strip() == str(x))
     if tries <= 2:
-        raise ConnectionError(f"try {tries} of {x} failed")
+        raise error(f"try {tries} of {x} failed")
     return x
+
+
+class FlakyError(Exception):
+    """A user-defined error, named to --retry-on as faults.FlakyError."""
+
+
+def flaky_custom(x: int) -> int:
+    """``flaky`` with a user-defined error."""
+    return flaky(x, FlakyError)
+
+
+def flaky_value_error(x: int) -> int:
+    """``flaky`` with a ValueError: never retried, whatever --retry-on names."""
+    return flaky(x, ValueError)
 
 
 def always_value_error(x: int) -> int:

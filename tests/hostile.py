@@ -7,6 +7,10 @@ A new case is one line in a table. The tables:
   matches, whether the file is walked or named on standard input (README, "Output").
 - ``VALUES``: what a task may return or raise, and the record each must give (README, "Output":
   a record is valid JSON and never carries a value other than the task's).
+- ``PLACEMENTS``: where the records go relative to the inputs (``-o`` naming an input in some
+  spelling, inside a walked directory, standard output redirected there): refused with exit 2
+  and nothing touched, or run with crunch's own output left out of the inputs (README,
+  "Inputs"). They run in the tree ``PLACEMENT_TREE`` builds.
 
 This module is also a task module: workers import it for ``hostile:value``.
 """
@@ -109,3 +113,94 @@ def value(item: Any) -> Any:
     """The task of the ``VALUES`` cases: the item is a case id (or ``{"id": case id}``)."""
     case_id = item["id"] if isinstance(item, dict) else item
     return _BY_ID[case_id].make()
+
+
+# ------------------------------------------------------------------------------ placements
+def PLACEMENT_TREE(root: Any) -> None:  # noqa: N802 - a table's companion, named like it
+    """The inputs every placement case starts from (``root`` is a fresh directory)."""
+    import os
+
+    t = root / "t"
+    (t / "sub").mkdir(parents=True)
+    (t / "a.txt").write_text("alpha\n")
+    (t / "b.txt").write_text("beta\n")
+    (t / "sub" / "c.txt").write_text("gamma\n")
+    (t / "notes.txt").write_text("my notes, not records\n")
+    (t / "old.jsonl").write_text(
+        '{"item":"t/a.txt","ok":true,"value":1,"seconds":0,"attempts":1}\n'
+    )
+    (t / "outlink").symlink_to("sub/out.jsonl")  # dangling until a case writes that output
+    (root / "data.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    (root / "list.txt").write_text("t/a.txt\nt/b.txt\n")
+    (root / "list-with-output.txt").write_text("t/out.jsonl\nt/a.txt\n./t/out.jsonl\n")
+    (root / "link-a").symlink_to("t/a.txt")
+    (root / "tlink").symlink_to("t")
+    os.link(t / "a.txt", root / "hard-a")
+
+
+WALKED = {"t/a.txt", "t/b.txt", "t/sub/c.txt", "t/notes.txt", "t/old.jsonl"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    id: str
+    args: tuple[str, ...]  # after "crunch process"
+    refused: bool  # exit 2, nothing written or truncated; else the run is whole (exit 0)
+    keys: frozenset[str] = frozenset()  # the records' items when not refused
+    records_in: str = ""  # where the records are ("" for the -o FILE of args; or stdout's FILE)
+    stdin_from: str = ""  # standard input redirected from this file
+    stdout_to: str = ""  # standard output redirected to this file
+
+
+def _walked_but(*own: str) -> frozenset[str]:
+    return frozenset(WALKED - set(own))
+
+
+PLACEMENTS = [
+    Placement("o-is-the-path", ("t/a.txt", "-o", "t/a.txt"), refused=True),
+    Placement("o-is-the-path-spelt-otherwise", ("t/a.txt", "-o", "./t//a.txt"), refused=True),
+    Placement("o-is-a-link-to-the-path", ("t/a.txt", "-o", "link-a"), refused=True),
+    Placement("o-is-a-hard-link-of-the-path", ("t/a.txt", "-o", "hard-a"), refused=True),
+    Placement("path-is-a-link-to-o", ("link-a", "-o", "t/a.txt"), refused=True),
+    Placement("o-is-a-path-among-others", ("t", "t/b.txt", "-o", "t/b.txt"), refused=True),
+    Placement("o-is-the-jsonl-file", ("--jsonl", "data.jsonl", "-o", "data.jsonl"), refused=True),
+    Placement(
+        "resume-from-the-jsonl-file",
+        ("--jsonl", "data.jsonl", "-o", "data.jsonl", "--resume"),
+        refused=True,
+    ),
+    Placement("o-is-standard-input", ("-", "-o", "list.txt"), refused=True, stdin_from="list.txt"),
+    Placement("o-is-a-walked-file-not-records", ("t", "-o", "t/notes.txt"), refused=True),
+    Placement("o-is-a-walked-file-via-a-link", ("tlink", "-o", "t/a.txt"), refused=True),
+    Placement("o-new-inside-the-walk", ("t", "-o", "t/out.jsonl"), False, _walked_but()),
+    Placement("o-new-deeper", ("t", "-o", "t/sub/out.jsonl"), False, _walked_but()),
+    Placement("o-an-earlier-output", ("t", "-o", "t/old.jsonl"), False, _walked_but("t/old.jsonl")),
+    Placement(
+        "resume-an-earlier-output",
+        ("t", "-o", "t/old.jsonl", "--resume"),
+        False,
+        _walked_but("t/old.jsonl"),  # its record of t/a.txt is kept, not run again
+    ),
+    Placement("o-named-through-a-linked-dir", ("t", "-o", "tlink/out.jsonl"), False, _walked_but()),
+    Placement(
+        "o-reached-by-a-followed-link",
+        ("t", "--follow-symlinks", "-o", "t/sub/out.jsonl"),
+        False,
+        _walked_but(),
+    ),
+    Placement(
+        "stdin-names-the-output",
+        ("-", "-o", "t/out.jsonl"),
+        False,
+        frozenset({"t/a.txt"}),
+        stdin_from="list-with-output.txt",
+    ),
+    Placement(
+        "stdout-redirected-into-the-walk",
+        ("t",),
+        False,
+        _walked_but(),
+        records_in="t/out.jsonl",
+        stdout_to="t/out.jsonl",
+    ),
+]

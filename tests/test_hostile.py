@@ -6,6 +6,7 @@ runs are cached for the module), and each case checks its own record in that out
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -19,7 +20,7 @@ import hostile
 import pytest
 from conftest import LOCAL_MODES
 from helpers import crunch_cmd, env
-from hostile import NAMES, VALUES, Name
+from hostile import NAMES, PLACEMENT_TREE, PLACEMENTS, VALUES, Name, Placement
 
 import crunch
 
@@ -224,3 +225,66 @@ def test_the_library_returns_python_values_unchanged() -> None:
     batch = crunch.run(hostile.value, ["nan", "surrogate-in-value"], mode="sync")
     assert math.isnan(batch.succeeded[0])
     assert batch.succeeded[1] == ["b\udcff.txt", "\udc80"]
+
+
+# ------------------------------------------------------------------------------- placements
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root`` and its bytes (links are not followed)."""
+    files = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                files[str(path.relative_to(root))] = path.read_bytes()
+    return files
+
+
+def _placement_params() -> list[Any]:
+    return [
+        pytest.param(case, mode, id=f"{case.id}-{mode}")
+        for case in PLACEMENTS
+        # Which files are inputs is decided in the parent, the same in every mode: one case
+        # also runs with worker processes.
+        for mode in (("sync", "process") if case.id == "o-new-inside-the-walk" else ("sync",))
+    ]
+
+
+@pytest.mark.parametrize(("case", "mode"), _placement_params())
+def test_output_placed_among_the_inputs(tmp_path: Path, case: Placement, mode: str) -> None:
+    """README "Inputs": -o naming an input is refused before anything is written; crunch's
+    own output inside a walked directory (or named on stdin) is never an input."""
+    PLACEMENT_TREE(tmp_path)
+    before = snapshot(tmp_path)
+    with contextlib.ExitStack() as files:
+        stdin: Any = subprocess.DEVNULL
+        stdout: Any = subprocess.PIPE
+        if case.stdin_from:
+            stdin = files.enter_context(open(tmp_path / case.stdin_from, "rb"))
+        if case.stdout_to:
+            stdout = files.enter_context(open(tmp_path / case.stdout_to, "wb"))
+        result = subprocess.run(
+            crunch_cmd("process", *case.args, "--mode", mode, "--workers", "2"),
+            cwd=tmp_path,
+            env=env(),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=90,
+            check=False,
+        )
+    stderr = result.stderr.decode(errors="replace")
+    assert "Traceback" not in stderr
+    if case.refused:
+        assert result.returncode == 2, stderr
+        assert "-o " in stderr, stderr
+        assert "destroy" in stderr, stderr
+        assert snapshot(tmp_path) == before  # nothing truncated, nothing created
+        return
+    assert result.returncode == 0, stderr
+    out = case.records_in or case.args[case.args.index("-o") + 1]
+    lines = (tmp_path / out).read_bytes().splitlines()
+    items = [strict_json(line)["item"] for line in lines]
+    assert sorted(items) == sorted(case.keys), stderr
+    for name, data in before.items():  # every input is as it was
+        if name != os.path.normpath(out):
+            assert (tmp_path / name).read_bytes() == data, name

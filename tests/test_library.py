@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from pathlib import Path
 
@@ -151,6 +152,59 @@ def test_retries_only_retry_on_types(mode: str, tmp_path: Path, monkeypatch) -> 
     assert results[0].attempts == 1  # ValueError is never retried
 
 
+@pytest.mark.parametrize(
+    ("retry_on", "task", "attempts"),
+    [
+        (("Exception",), faults.flaky, 3),  # a base class retries what it covers...
+        (("Exception",), faults.flaky_value_error, 1),  # ...except validation errors
+        (("BaseException",), faults.flaky, 3),
+        (("faults.FlakyError",), faults.flaky_custom, 3),  # module.Name, resolved by import
+        ((faults.FlakyError,), faults.flaky_custom, 3),  # or the class itself
+        (("OSError",), faults.flaky_custom, 1),  # not named: not retried
+    ],
+)
+def test_retry_on_names_classes_and_never_retries_validation_errors(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retry_on, task, attempts: int
+) -> None:
+    """retry_on matches the exception's classes; a ValueError is never retried."""
+    monkeypatch.setenv("CRUNCH_TEST_CALLS", str(tmp_path / "calls"))
+    options = {"mode": mode, "workers": 2, "retries": 2, "backoff": 0.01, "retry_on": retry_on}
+    [result] = list(crunch.imap(task, [5], **options))
+    assert result.attempts == attempts
+    assert result.ok == (attempts == 3)
+
+
+def test_retry_on_refuses_what_is_not_a_retryable_exception() -> None:
+    """Every bad retry_on name is reported at once, before any item runs."""
+    bad = ["NotAnException", "json.JSONDecodeError", "nosuchmodule.Error", "os.nope", "os.sep"]
+    with pytest.raises(crunch.ConfigError) as caught:
+        crunch.RunConfig.build(retry_on=bad)
+    problems = caught.value.problems
+    assert len(problems) == len(bad)
+    assert "'NotAnException' is not a builtin exception" in problems[0]
+    assert "json.JSONDecodeError is never retried (it is a ValueError)" in problems[1]
+    assert "cannot import module 'nosuchmodule'" in problems[2]
+    assert "module 'os' has no 'nope'" in problems[3]
+    assert "'os.sep' is not an exception class" in problems[4]
+    canonical = crunch.RunConfig.build(retry_on=["OSError", "asyncio.TimeoutError", OSError])
+    assert canonical.retry_on == ("OSError", "TimeoutError")  # asyncio's is the builtin one
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e10, 1e-6, 0, -1])
+def test_timeout_must_be_finite_and_enforceable(timeout: float) -> None:
+    """A timeout is a finite number of seconds in [0.01, 1e6]; no limit is ``None``."""
+    with pytest.raises(crunch.ConfigError, match="timeout: must be"):
+        crunch.run(faults.square, range(3), timeout=timeout)
+
+
+def test_the_shortest_timeout_stops_a_longer_item(mode: str) -> None:
+    """At the smallest accepted timeout, a 300 ms item is a timeout record, in every mode."""
+    batch = crunch.run(faults.sleeper, [0.3, 0.0], mode=mode, workers=2, timeout=0.01)
+    assert batch.failed[0].kind == "timeout"
+    assert batch.succeeded == {1: 0.0}
+    assert crunch.run(faults.sleeper, [0.0], mode=mode, timeout=1e6).succeeded == {0: 0.0}
+
+
 def test_retries_exhausted_record_the_last_error(mode: str, tmp_path: Path, monkeypatch) -> None:
     """When retries run out the item fails with attempts = retries + 1."""
     monkeypatch.setenv("CRUNCH_TEST_CALLS", str(tmp_path / "calls"))
@@ -165,6 +219,25 @@ def test_async_def_tasks_run_in_async_mode() -> None:
     """An async def task is awaited directly in async mode."""
     batch = crunch.run(faults.async_square, range(20), mode="async", workers=4)
     assert batch.succeeded == {i: i * i for i in range(20)}
+
+
+def test_wrapped_async_tasks_are_awaited_too() -> None:
+    """An async def behind functools.wraps or partial, or an object whose __call__ is async
+    def, is awaited in async mode and refused in the others, like a bare async def."""
+
+    @functools.wraps(faults.async_square)
+    def wrapped(x: int) -> object:
+        return faults.async_square(x)
+
+    class Squarer:
+        async def __call__(self, x: int) -> int:
+            return await faults.async_square(x)
+
+    for task in (wrapped, functools.partial(faults.async_square), Squarer()):
+        batch = crunch.run(task, range(5), mode="async", workers=2)
+        assert batch.succeeded == {i: i * i for i in range(5)}
+        with pytest.raises(crunch.UsageError, match="async def"):
+            crunch.run(task, range(5), mode="thread", workers=2)
 
 
 def test_init_runs_in_each_worker(mode: str) -> None:

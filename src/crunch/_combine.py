@@ -45,6 +45,11 @@ class TaskCall:
         self.task = task
         self.options = options
 
+    @property
+    def __wrapped__(self) -> Any:
+        """The task's function, so that ``is_async_task`` sees an ``async def`` task through."""
+        return self.task.fn
+
     def __call__(self, item: Any) -> Any:
         if type(item) is Unit:
             assert self.task.combiner is not None

@@ -7,12 +7,13 @@ the engine, pydantic, orjson and structlog.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import click
@@ -61,6 +62,8 @@ def fail_usage(problems: list[str]) -> int:
 
 def run_process(**o: Any) -> int:
     from crunch._combine import Regroup, TaskCall, expand
+    from crunch._runner import is_async_task
+    from crunch._spool import Spool
     from crunch._taskspec import load_callable
     from crunch.api import check_task
     from crunch.config import RunConfig
@@ -83,6 +86,15 @@ def run_process(**o: Any) -> int:
     problems.extend(
         check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
     )
+    if o["output"]:
+        from crunch._own_files import output_problems
+
+        inputs = [*paths, *([jsonl_file] if jsonl_file else [])]
+        problems.extend(
+            output_problems(
+                o["output"], inputs, stdin_read="-" in (*paths, jsonl_file), hidden=o["hidden"]
+            )
+        )
 
     task, options = resolve_task_and_options(o, problems)
     init = None
@@ -124,11 +136,20 @@ def run_process(**o: Any) -> int:
         problems.append("--reduce cannot be used with --resume: the total needs every item")
     if o["resume"] and not o["output"]:
         problems.append("--resume needs -o FILE (the records to resume from)")
-    if task is not None and config is not None:
+    if task is not None and is_async_task(task.fn) and o["mode"] != "async":
+        problems.append(
+            f"--task {o['task_spec']!r} is an async def function: run it with --mode async"
+        )
+    elif task is not None and config is not None:
         try:
             check_task(task.fn, config.mode)
         except UsageError as exc:
             problems.append(str(exc))
+    if init is not None and is_async_task(init):
+        problems.append(
+            f"--init {o['init_spec']!r} is an async def function: --init must be a plain "
+            "function (it runs once in each worker, before its first item)"
+        )
     if problems or task is None or config is None:
         return fail_usage(problems)
 
@@ -141,41 +162,96 @@ def run_process(**o: Any) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
 
-    fn = TaskCall(task, options)
-    if task.combiner is None:
-        # The data plane: workers read, run and encode; the parent writes their bytes.
-        return _drive(o, config, fn, init, _source(o, done), None)
-    entries = expand(_entries(o, done), task, split_size=split_size, reduce=o["reduce_"])
-    regroup = Regroup(task, options, reduce=o["reduce_"])
-    return _drive(o, config, fn, init, entries, regroup)
+    intake = Intake()
+    with Spool() as spool:  # removes the copies of piped PATHs when the run is over
+        fn = TaskCall(task, options)
+        entries = _entries(o, done, spool, intake)
+        if task.combiner is None:
+            # The data plane: workers read, run and encode; the parent writes their bytes.
+            return _drive(o, config, fn, init, _source(o, entries, done), None, intake)
+        entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
+        regroup = Regroup(task, options, reduce=o["reduce_"])
+        return _drive(o, config, fn, init, entries, regroup, intake)
 
 
-def _source(o: dict[str, Any], done: set[Any]) -> Any:
-    """The input as a source the workers open themselves (a JSON Lines file, or file keys)."""
-    from crunch.sources import FilesSource, JsonlSource, stdin_paths, walk
+def _source(o: dict[str, Any], entries: Iterator[tuple[Any, Any]], done: set[Any]) -> Any:
+    """The input as a source the workers open themselves: a JSON Lines file they read in
+    line-aligned ranges (the keys ``--resume`` has go with them), or the keys of files."""
+    from crunch.sources import FilesSource, JsonlSource
 
-    if o["jsonl_file"]:
-        return JsonlSource(o["jsonl_file"], o["key_field"], frozenset(done))
-    entries = _paths(o, walk, stdin_paths)
-    if done:
-        entries = ((key, item) for key, item in entries if key not in done)
+    jsonl = o["jsonl_file"]
+    if jsonl and jsonl != "-" and JsonlSource(jsonl).regular():
+        return JsonlSource(jsonl, o["key_field"], frozenset(done))
+    if jsonl:
+        return entries  # a pipe: read here, line by line
     return FilesSource(entries)
 
 
-def _entries(o: dict[str, Any], done: set[Any]) -> Iterator[tuple[Any, Any]]:
+class SkipNotes:
+    """What the walk skipped that a user would not expect (FIFOs, sockets, devices, link loops).
+
+    The walk appends one message per skip (``sources.walk(warnings=...)``); each is logged as a
+    warning as it happens, and the count goes into the summary.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.log: Any = None  # set once logging is configured, before the walk starts
+
+    def append(self, message: str) -> None:
+        self.count += 1
+        if self.log is not None:
+            self.log.warning("input.skipped", reason=message)
+
+
+class Intake:
+    """What the command's sources note while the run reads its inputs, for ``_drive``.
+
+    ``skipped``: the walk's surprising skips. ``own``: the files the run writes, which no
+    source yields (``crunch._own_files``); ``_drive`` adds them once they are open, before any
+    input is read.
+    """
+
+    def __init__(self) -> None:
+        from crunch._own_files import OwnFiles
+
+        self.skipped = SkipNotes()
+        self.own = OwnFiles()
+
+
+def _entries(
+    o: dict[str, Any], done: set[Any], spool: Any, intake: Intake
+) -> Iterator[tuple[Any, Any]]:
     from crunch.sources import jsonl_items, stdin_paths, walk
 
     if o["jsonl_file"]:
-        source: Iterator[tuple[Any, Any]] = jsonl_items(o["jsonl_file"], key_field=o["key_field"])
+        jsonl = sys.stdin.buffer if o["jsonl_file"] == "-" else o["jsonl_file"]
+        source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
     else:
-        source = _paths(o, walk, stdin_paths)
+        source = _paths(o, walk, stdin_paths, spool, intake)
     if not done:
         return source
     return ((key, item) for key, item in source if key not in done)
 
 
-def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any) -> Iterator[tuple[Any, Any]]:
+def _spooled(
+    pairs: Iterator[tuple[Any, Any]], roots: list[str], spool: Any
+) -> Iterator[tuple[Any, Any]]:
+    """The walk, with each root only this process can read (a pipe, /dev/fd/N) replaced by a
+    private copy the workers can open; the key stays the PATH as given (see ``_spool``)."""
+    files = {PurePath(root).as_posix(): root for root in roots if not os.path.isdir(root)}
+    for key, item in pairs:
+        root = files.get(key) if isinstance(item, Path) else None
+        copy = spool.path_for(root) if root is not None and str(item) == key else None
+        yield key, item if copy is None else copy
+
+
+def _paths(
+    o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, intake: Intake
+) -> Iterator[tuple[Any, Any]]:
     walk_options = {
+        "warnings": intake.skipped,
+        "leave_out": intake.own,
         "hidden": o["hidden"],
         "follow_symlinks": o["follow_symlinks"],
         "globs": o["globs"],
@@ -187,14 +263,22 @@ def _paths(o: dict[str, Any], walk: Any, stdin_paths: Any) -> Iterator[tuple[Any
             roots.append(path)
             continue
         if roots:
-            yield from walk(roots, **walk_options)
+            yield from _spooled(walk(roots, **walk_options), roots, spool)
             roots = []
-        yield from stdin_paths(sys.stdin.buffer, null=o["null"])
+        yield from stdin_paths(sys.stdin.buffer, null=o["null"], leave_out=intake.own)
     if roots:
-        yield from walk(roots, **walk_options)
+        yield from _spooled(walk(roots, **walk_options), roots, spool)
 
 
-def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, regroup: Any) -> int:
+def _drive(
+    o: dict[str, Any],
+    config: Any,
+    fn: Any,
+    init: Any,
+    entries: Any,
+    regroup: Any,
+    intake: Intake,
+) -> int:
     from crunch._output import RecordWriter, Summary, setup_logging
     from crunch.api import _Stream
     from crunch.exceptions import RunInterrupted
@@ -210,6 +294,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
 
         progress = stream.progress = Progress(stream.stats)
     log = setup_logging(fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=progress)
+    intake.skipped.log = log
     summary = Summary()
     reduce_ = o["reduce_"]
     out_path = o["output"]
@@ -218,6 +303,9 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
         sink = open(out_path, "ab" if o["resume"] else "wb")  # noqa: SIM115 - closed below
     else:
         sink = None if reduce_ else sys.stdout.buffer
+    intake.own.add(sys.stdout.buffer)  # when it is a regular file (``> FILE``)
+    if out_path and sink is not None:
+        intake.own.add(sink, out_path)
     writer = RecordWriter(sink) if sink is not None else None
     log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
 
@@ -276,6 +364,7 @@ def _drive(o: dict[str, Any], config: Any, fn: Any, init: Any, entries: Any, reg
             not_run=not_run,
             halted=stats.halted,
             stopped=stopped,
+            skipped=intake.skipped.count,
         ),
         err=True,
     )

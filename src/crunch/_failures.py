@@ -25,6 +25,7 @@ import signal
 import traceback as _traceback
 from typing import Literal, NamedTuple
 
+from crunch._retry import class_names
 from crunch.results import Failure, FailureKind, InvalidItem
 
 Stage = Literal["send", "load", "run", "return", "receive"]
@@ -66,7 +67,7 @@ class ItemFailure(NamedTuple):
     type: str
     message: str
     traceback: str = ""
-    # The exception's class names along its MRO: what ``--retry-on`` matches.
+    # The exception's class names along its MRO: what ``--retry-on`` matches (crunch._retry).
     names: tuple[str, ...] = ()
 
     def public(self, attempts: int) -> Failure:
@@ -84,7 +85,7 @@ class ItemFailure(NamedTuple):
         prefix = STAGE_PREFIX[stage]
         if prefix:
             message = f"{prefix}: {message}" if message else prefix
-        names = tuple(c.__name__ for c in type(exc).__mro__ if c not in (object, BaseException))
+        names = class_names(type(exc))
         return cls("error", type(exc).__name__, message, _traceback_text(exc), names)
 
     @classmethod
@@ -138,8 +139,9 @@ class ItemFailure(NamedTuple):
 
     @classmethod
     def invalid(cls, item: InvalidItem) -> ItemFailure:
-        """An input broken before any task saw it (a malformed ``--jsonl`` line)."""
-        return cls("error", item.type, item.message, "", (item.type,))
+        """An input broken before any task saw it (a malformed ``--jsonl`` line): never retried,
+        since the same input would fail the same way."""
+        return cls("error", item.type, item.message)
 
     @classmethod
     def timeout(cls, seconds: float) -> ItemFailure:

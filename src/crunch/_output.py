@@ -119,7 +119,15 @@ class Summary(Tally):
                 self.add_failure(result.key, error.kind, error.type, error.message, result.attempts)
 
     def report(
-        self, *, seconds: float, mode: str, workers: int, not_run: int, halted: bool, stopped: str
+        self,
+        *,
+        seconds: float,
+        mode: str,
+        workers: int,
+        not_run: int,
+        halted: bool,
+        stopped: str,
+        skipped: int = 0,
     ) -> str:
         done = self.records
         rate = done / seconds if seconds > 0 else 0.0
@@ -128,6 +136,11 @@ class Summary(Tally):
             f"mode {mode}, {workers} workers",
             f"  {self.counts()}, not run {not_run}",
         ]
+        if skipped:
+            lines.append(
+                f"  skipped {skipped} {'entry' if skipped == 1 else 'entries'} of the walk "
+                "(not regular files, or link loops): see the warnings above"
+            )
         if halted:
             lines.append("  halted: --max-failures reached; items not run can be --resume'd")
         if stopped:

@@ -17,6 +17,7 @@ task raised has to pickle.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import time
@@ -73,11 +74,38 @@ class ItemTimeout(BaseException):
 
 
 def is_async_task(fn: Callable[..., Any]) -> bool:
-    """True for ``async def`` functions, also behind ``functools.partial``."""
+    """True when calling ``fn`` gives a coroutine: an ``async def`` function, also behind
+    ``functools.partial`` or a wrapper that names it as ``__wrapped__`` (as ``functools.wraps``
+    does, and the command's own wrappers), or an object whose ``__call__`` is ``async def``."""
     inner: Any = fn
-    while hasattr(inner, "func"):
-        inner = inner.func
-    return inspect.iscoroutinefunction(inner)
+    for _ in range(100):  # a wrapper that wraps itself must not loop forever
+        if isinstance(inner, functools.partial):
+            inner = inner.func
+        elif getattr(inner, "__wrapped__", None) is not None:
+            inner = inner.__wrapped__
+        else:
+            break
+    if inspect.iscoroutinefunction(inner):
+        return True
+    if inspect.isroutine(inner) or isinstance(inner, type):
+        return False
+    return inspect.iscoroutinefunction(getattr(type(inner), "__call__", None))  # noqa: B004
+
+
+async def _captured(awaitable: Any) -> tuple[Any, BaseException | None]:
+    """``(value, None)``, or ``(None, exc)`` for what the task raised, ``SystemExit`` and
+    ``KeyboardInterrupt`` included: asyncio re-raises those two out of the event loop when
+    they escape a task (``wait_for`` runs the item as one on Python 3.11), which would end the
+    run. They come from the task, not the user: the loop runs on the engine's own thread,
+    where no signal is delivered. A cancellation (the timeout) goes through."""
+    import asyncio
+
+    try:
+        return await awaitable, None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - recorded as the item's failure
+        return None, exc
 
 
 class Progress:
@@ -305,13 +333,11 @@ async def arun_unit(
                 if type(item) is InvalidItem:
                     failure = ItemFailure.invalid(item)
                 else:
-                    value = await asyncio.wait_for(fn(item), timeout)
-            except TimeoutError as exc:
-                failure = (
-                    ItemFailure.timeout(timeout)
-                    if timeout is not None and clock() - start >= timeout * 0.999
-                    else ItemFailure.from_exception(exc)
-                )
+                    value, raised = await asyncio.wait_for(_captured(fn(item)), timeout)
+                    if raised is not None:
+                        failure = ItemFailure.from_exception(raised)
+            except TimeoutError:
+                failure = ItemFailure.timeout(timeout or 0.0)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001

@@ -115,6 +115,11 @@ class FileFunction:
         self.__doc__ = getattr(target, "__doc__", None)
         return target
 
+    @property
+    def __wrapped__(self) -> Any:
+        """The function itself (loading the file), so that ``async def`` shows through."""
+        return self.load()
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.load()(*args, **kwargs)
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from crunch._failures import ItemFailure, startup_error_text
-from crunch._runner import FailedItem, ItemTimeout, UnitOutcome, item_positions, run_unit
+from crunch._runner import ItemTimeout, run_unit
+from crunch._transit import encode_outcome, load_items
 
 # --------------------------------------------------------------------------- process workers
 # The state of one worker process, set once by ``init_process_worker``.
@@ -67,20 +68,33 @@ class _ProcessLane:
         view[self.base + 3] = start
         view[self.base + 2] = index
         if self.arm is not None:
+            global _ARMED
+            _ARMED = True
             signal.setitimer(signal.ITIMER_REAL, self.arm)
         return True
 
     def end(self) -> None:
         if self.arm is not None:
+            global _ARMED
+            _ARMED = False
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.table[self.base + 2] = SENDING
 
 
+_ARMED = False  # between a chunk's first begin() and its end(): the soft timer is for an item
+_REARM = 0.001  # seconds
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
-    # The timer can fire just after the task returned, while crunch's own loop runs (decoding
-    # the next line, building a record): the item finished in time then, so the alarm is
-    # ignored rather than raised into crunch's code.
+    # The timer can fire while crunch's own loop runs rather than the task (building a record,
+    # starting the next item): never raise into crunch's code. Just after a task returned, the
+    # next begin() (or end()) resets the timer anyway; just before a task starts (a worker
+    # descheduled between arming the timer and calling the task, on a busy machine), the
+    # item's time is up already: fire again a moment later, inside the task. After end() the
+    # alarm is stale and ignored.
     if frame is not None and frame.f_globals.get("__name__") in _OWN_MODULES:
+        if _ARMED:
+            signal.setitimer(signal.ITIMER_REAL, _REARM)
         return
     raise ItemTimeout
 
@@ -159,14 +173,18 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 
 
-def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
-    """The function the pool runs: one pickled ``(unit, attempts)`` in, its pickled outcome out.
+def process_chunk(chunk_id: int, blob: bytes, split: bool = False) -> bytes | str | ItemFailure:
+    """The function the pool runs: one pickled ``(unit, attempts)`` in, its outcome out.
 
     The unit arrives pickled so that this worker's slot can say "loading chunk N" while it is
     unpickled (an item whose unpickling kills the worker is then known), and the outcome
-    leaves pickled with the slot saying "sending" (a value too big to pickle is known too).
+    leaves pickled with the slot saying "sending" (a value whose pickling kills it is known
+    too); see crunch._transit for how one misbehaving item or value is kept to itself
+    (``split``: the values pickled one by one).
     Returns ``str`` (the error text) instead when the worker could not load the task or its
-    initializer failed: the parent then stops the run with that message.
+    initializer failed: the parent then stops the run with that message; and the
+    ``ItemFailure`` of unpickling the items when they could not be: the parent then finds the
+    item at fault by running them one by one. Never raises.
     """
     if _INIT_ERROR is not None:
         return _INIT_ERROR
@@ -174,44 +192,25 @@ def process_chunk(chunk_id: int, blob: bytes) -> bytes | str:
     table, base = _SLOTS, slot_offset(_SLOT)
     table[base + 2] = LOADING
     table[base + 1] = chunk_id
-    unit, attempts = pickle.loads(blob)
-    # A chunk makes many objects that live until it is encoded: the cyclic collector would
-    # scan them again and again (a quarter of the time of a cheap item). Cycles a task makes
-    # are collected when the chunk is over.
-    gc.disable()
     try:
-        outcome = run_unit(
-            _JOB,
-            unit,
-            _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT),
-            attempts=attempts,
-            timeout=_SOFT_TIMEOUT,
-        )
-    finally:
-        gc.enable()
-    try:
-        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
-        return pickle.dumps(drop_unpicklable(outcome), pickle.HIGHEST_PROTOCOL)
+        chunk = load_items(blob)
+        if isinstance(chunk, ItemFailure):
+            return chunk
+        unit, attempts = chunk
+        # A chunk makes many objects that live until it is encoded: the cyclic collector
+        # would scan them again and again (a quarter of the time of a cheap item). Cycles a
+        # task makes are collected when the chunk is over.
+        gc.disable()
+        try:
+            outcome = run_unit(
+                _JOB,
+                unit,
+                _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT),
+                attempts=attempts,
+                timeout=_SOFT_TIMEOUT,
+            )
+        finally:
+            gc.enable()
+        return encode_outcome(outcome, split=split)
     finally:
         table[base + 1] = -1
-
-
-def drop_unpicklable(outcome: UnitOutcome) -> UnitOutcome:
-    """The outcome with each value that does not pickle replaced by a failure of its item."""
-    values = outcome.values
-    if values is None:
-        return outcome
-    failures = dict(outcome.failures or {})
-    positions = item_positions(outcome)
-    keys = outcome.keys
-    seconds = outcome.seconds or []
-    for index, value in enumerate(values):
-        try:
-            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:  # noqa: BLE001
-            values[index] = None
-            failure = ItemFailure.unpicklable_value(exc)
-            key = keys[index] if keys is not None else None
-            failures[positions[index]] = FailedItem(key, failure, seconds[index])
-    return outcome._replace(failures=failures)

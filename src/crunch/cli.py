@@ -109,7 +109,7 @@ def main() -> None:
 @option("--mode", "-m", type=click.Choice(MODES), default="process", show_default=True)
 @option("--workers", "-j", type=int, help="Processes, threads or concurrent items [CPU count].")
 @option("--chunk-size", default="auto", show_default=True, help="Items per chunk, or auto.")
-@option("--timeout", type=float, help="Per-item time limit in seconds.")
+@option("--timeout", type=float, help="Per-item time limit in seconds (0.01 to 1000000).")
 @option(
     "--retries",
     type=int,
@@ -121,7 +121,9 @@ def main() -> None:
     "--retry-on",
     multiple=True,
     metavar="NAME",
-    help="Error types to retry [ConnectionError, TimeoutError, BlockingIOError].",
+    help="Exception class to retry, with its subclasses: a builtin name or module.Name; "
+    "validation errors (ValueError...) never are [ConnectionError, TimeoutError, "
+    "BlockingIOError].",
 )
 @option("--max-failures", type=int, help="Stop starting new items after N failures.")
 @option("--fail-fast", is_flag=True, help="Same as --max-failures 1.")

@@ -7,6 +7,7 @@ at once (pydantic collects them; we turn them into sentences that name the optio
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from typing import Any, Literal
 
@@ -18,11 +19,13 @@ Mode = Literal["sync", "thread", "async", "process", "dask"]
 MODES: tuple[str, ...] = ("sync", "thread", "async", "process", "dask")
 
 DEFAULT_RETRY_ON: tuple[str, ...] = ("ConnectionError", "TimeoutError", "BlockingIOError")
-# Validation errors say the *input* is wrong; running it again cannot help (README,
-# "The command": Execution).
-NEVER_RETRIED: frozenset[str] = frozenset(
-    {"ValueError", "TypeError", "KeyError", "IndexError", "AttributeError", "UnicodeError"}
-)
+
+# The per-item limit, in seconds. Below the minimum the watchdog (which looks every
+# timeout / 4 seconds) would spin, and a limit shorter than one scheduling slice of a busy
+# machine is not a limit; above the maximum the soft timer of a worker overflows. No limit:
+# leave the option out.
+MIN_TIMEOUT = 0.01
+MAX_TIMEOUT = 1_000_000.0
 
 
 def default_workers() -> int:
@@ -41,9 +44,12 @@ class RunConfig(BaseModel):
     mode: Mode = Field("process", description="sync | thread | async | process | dask")
     workers: int = Field(default_factory=default_workers, ge=1, le=4096)
     chunk_size: int | Literal["auto"] = Field("auto", description="items per chunk, or auto")
-    timeout: float | None = Field(None, gt=0, description="per-item limit in seconds")
+    timeout: float | None = Field(None, description="per-item limit in seconds")
     retries: int = Field(0, ge=0, le=100)
-    retry_on: tuple[str, ...] = DEFAULT_RETRY_ON
+    retry_on: tuple[str, ...] = Field(
+        DEFAULT_RETRY_ON,
+        description="exception classes, or their names (builtins bare, others module.Name)",
+    )
     backoff: float = Field(0.1, ge=0, description="first retry delay in seconds (then doubled)")
     max_failures: int | None = Field(None, ge=1)
     ordered: bool = False
@@ -63,16 +69,33 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be at least 1, got {value}")
         return value
 
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value  # None, or pydantic's own error for what is not a number
+        if not math.isfinite(value):
+            raise ValueError(
+                f"must be a finite number of seconds, got {value!r}; leave it out for no limit"
+            )
+        if value < MIN_TIMEOUT:
+            raise ValueError(
+                f"must be at least {MIN_TIMEOUT:g} seconds, got {value!r}: a shorter limit "
+                "cannot be enforced"
+            )
+        if value > MAX_TIMEOUT:
+            raise ValueError(
+                f"must be at most {MAX_TIMEOUT:,.0f} seconds (11.6 days), got {value!r}; "
+                "leave it out for no limit"
+            )
+        return value
+
     @field_validator("retry_on", mode="before")
     @classmethod
     def _retry_on(cls, value: Any) -> Any:
-        names = (value,) if isinstance(value, str) else tuple(value)
-        bad = sorted(n for n in names if n in NEVER_RETRIED)
-        if bad:
-            raise ValueError(
-                f"{', '.join(bad)} never retried: a validation error fails the same way again"
-            )
-        return names
+        from crunch._retry import resolve_retry_on
+
+        return resolve_retry_on(value)
 
     @field_validator("scheduler")
     @classmethod
@@ -90,7 +113,8 @@ class RunConfig(BaseModel):
         try:
             config = cls(**known)
         except ValidationError as exc:
-            problems.extend(_describe(error) for error in exc.errors())
+            for error in exc.errors():
+                problems.extend(_describe(error))
             config = None
         if config is not None and config.scheduler and config.mode != "dask":
             problems.append("scheduler: only used with mode='dask'")
@@ -105,7 +129,9 @@ def _unknown_option(name: str) -> str:
     return f"{name}: unknown option{hint}"
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any) -> list[str]:
+    """One sentence per problem in pydantic's ``error`` (a validator may report several, one a
+    line), each naming the option."""
     where = ".".join(str(p) for p in error["loc"] if not isinstance(p, int)) or "options"
     # Union members add their own loc segment (e.g. chunk_size.int); keep the field name.
     field = where.split(".")[0]
@@ -113,4 +139,6 @@ def _describe(error: Any) -> str:
     got = error.get("input")
     if error["type"] == "literal_error" and field == "mode":
         message = f"must be one of {', '.join(MODES)}"
-    return f"{field}: {message} (got {got!r})" if "got" not in message else f"{field}: {message}"
+    if field == "retry_on":  # its messages name what is wrong already
+        return [f"{field}: {line}" for line in message.splitlines()]
+    return [f"{field}: {message} (got {got!r})" if "got" not in message else f"{field}: {message}"]

@@ -48,6 +48,7 @@ from typing import Any
 
 from crunch._failures import ItemFailure
 from crunch._feed import KeyFn, make_feed
+from crunch._retry import retryable
 from crunch._runner import UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
 from crunch._units import Job
@@ -262,7 +263,13 @@ class Scheduler:
         """Run everything; yield result batches as chunks finish (in input order if asked)."""
         self.loop = asyncio.get_running_loop()
         config = self.config
-        feed = make_feed(self.items, keyed=self.keyed, key=self.key, wake=self._wake_threadsafe)
+        feed = make_feed(
+            self.items,
+            keyed=self.keyed,
+            key=self.key,
+            wake=self._wake_threadsafe,
+            records=self.records,
+        )
         self.feed = feed
         if self.backend is None:
             self.backend = make_backend(
@@ -568,7 +575,7 @@ class Scheduler:
             failure.kind == "error"
             and tries <= self.config.retries
             and not self.stopping
-            and not self.retry_on.isdisjoint(failure.names)
+            and retryable(failure.names, self.retry_on)
         )
 
     def _retry(self, chunk: _Chunk, position: int, tries: int) -> None:

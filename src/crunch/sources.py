@@ -41,11 +41,13 @@ Walking directories (``walk``)
       (``PermissionError``), so the run fails that entry visibly (exit 1) and ``--resume`` tries
       it again. The same for a root that cannot be read when ``check_paths`` was skipped.
     - Other non-regular files met during the walk (FIFOs, sockets, devices) are skipped, with a
-      note in ``warnings``: opening a FIFO would hang a worker. A root is used whatever it is,
-      so ``crunch process <(make-data)`` works.
+      note in ``warnings``: opening a FIFO would hang a worker. A root is yielded whatever it
+      is; the command hands a root that is a pipe to the task as a copy (``crunch._spool``).
     - ``warnings``: pass a list to collect one human message per skipped loop or special file,
       for the caller to log. Nothing is collected for hidden entries, unfollowed links or
       excluded paths: those are the documented rules, not surprises.
+    - ``leave_out``: the run's own output (``crunch._own_files.OwnFiles``); a file that is one
+      of its files, by ``(st_dev, st_ino)``, is not yielded, silently (the same for a root).
 
 Patterns (``--glob``, ``--exclude``; ``glob_to_regex``)
     - A pattern matches the path relative to its root with ``/`` separators (``sub/a.txt`` for
@@ -77,7 +79,8 @@ Standard input (``stdin_paths``)
     is part of the name). Empty entries are skipped. Read as data arrives (``read1``), never all
     of stdin first. Names are decoded with ``os.fsdecode`` so undecodable bytes survive the round
     trip to the file system. Keys are normalised as for the walk. Paths are not checked: one that
-    does not exist fails when the task opens it.
+    does not exist fails when the task opens it. A path to a file of ``leave_out`` (the run's own
+    output) is skipped.
 
 JSON Lines (``jsonl_items``)
     Each line is one item, a JSON value decoded with ``orjson`` (a line it refuses is read by
@@ -97,17 +100,22 @@ JSON Lines (``jsonl_items``)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from crunch._jsonline import loads
 from crunch.results import InvalidItem
+
+if TYPE_CHECKING:
+    from crunch._own_files import OwnFiles
 
 __all__ = [
     "FilesSource",
@@ -307,13 +315,15 @@ def walk(
     follow_symlinks: bool = False,
     globs: Sequence[str] = (),
     excludes: Sequence[str] = (),
-    warnings: list[str] | None = None,
+    warnings: Any = None,
+    leave_out: OwnFiles | None = None,
 ) -> Iterator[tuple[str, Path | InvalidItem]]:
     """Yield ``(key, Path)`` for every file under ``roots``, depth first, in name order.
 
     An entry that cannot be read is yielded as ``(key, InvalidItem)``. Patterns are compiled
-    here, at the call; the walk itself starts at the first ``next()``. Pass a list as
-    ``warnings`` to collect a message for each link loop and special file that was skipped.
+    here, at the call; the walk itself starts at the first ``next()``. Pass a list (anything
+    with ``append``) as ``warnings`` to collect a message for each link loop and special file
+    that was skipped. Files of ``leave_out`` (the run's own output) are never yielded.
     """
     walker = _Walker(
         hidden=hidden,
@@ -321,12 +331,13 @@ def walk(
         include=_combine(globs),
         exclude=_combine(excludes),
         warnings=warnings,
+        leave_out=leave_out,
     )
     return walker.walk(roots)
 
 
 class _Walker:
-    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "warnings")
+    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "leave_out", "warnings")
 
     def __init__(
         self,
@@ -335,13 +346,15 @@ class _Walker:
         follow_symlinks: bool,
         include: re.Pattern[str] | None,
         exclude: re.Pattern[str] | None,
-        warnings: list[str] | None,
+        warnings: Any,
+        leave_out: OwnFiles | None = None,
     ) -> None:
         self.hidden = hidden
         self.follow_symlinks = follow_symlinks
         self.include = include
         self.exclude = exclude
         self.warnings = warnings
+        self.leave_out = leave_out
 
     def _warn(self, message: str) -> None:
         if self.warnings is not None:
@@ -370,7 +383,11 @@ class _Walker:
             yield key, _invalid(key, exc)
             return
         if not stat.S_ISDIR(st.st_mode):
-            if self._keep_file(PurePath(key).name):
+            name = PurePath(key).name
+            own = self.leave_out
+            if own and own.is_own(name, root, link=True):
+                return
+            if self._keep_file(name):
                 yield key, Path(key)
             return
         if key == ".":
@@ -396,6 +413,11 @@ class _Walker:
         hidden = self.hidden
         follow = self.follow_symlinks
         child = _child_path
+        # The run's own output: only a file with one of its names (or a followed link) is
+        # stat-ed to tell (crunch._own_files).
+        own = self.leave_out if self.leave_out else None
+        own_names = own.names if own is not None else frozenset()
+        own_every = own is not None and own.every_name
         # One frame per directory on the current path: (its sorted entries, the position
         # reached, its path relative to the root with a trailing "/", its Path, its
         # (st_dev, st_ino)).
@@ -434,6 +456,12 @@ class _Walker:
                     continue
                 key = prefix + rel
                 if _is_file(entry):
+                    if (
+                        own is not None
+                        and (name in own_names or is_link or own_every)
+                        and own.holds(entry.path)
+                    ):
+                        continue
                     yield key, child(dir_path, name)
                 elif is_link and not os.path.exists(entry.path):
                     target = _readlink(entry.path)
@@ -500,10 +528,20 @@ def _invalid(key: str, exc: OSError) -> InvalidItem:
 # Standard input
 
 
-def stdin_paths(stream: BinaryIO, *, null: bool = False) -> Iterator[tuple[str, Path]]:
-    """Yield ``(key, Path)`` for each path read from ``stream``: one a line, or NUL-separated."""
+def stdin_paths(
+    stream: BinaryIO, *, null: bool = False, leave_out: OwnFiles | None = None
+) -> Iterator[tuple[str, Path]]:
+    """Yield ``(key, Path)`` for each path read from ``stream``: one a line, or NUL-separated.
+
+    A path to a file of ``leave_out`` (the run's own output) is skipped.
+    """
+    own = leave_out if leave_out else None
+    tails = tuple(os.fsencode(name) for name in own.names) if own is not None else ()
+    every = own is not None and own.every_name
     for raw in _nul_records(stream) if null else _line_records(stream):
         if raw:
+            if own is not None and (every or raw.endswith(tails)) and own.holds(os.fsdecode(raw)):
+                continue
             path = Path(os.fsdecode(raw))
             yield path.as_posix(), path
 
@@ -542,14 +580,20 @@ _KEY_TYPE_NAMES = {
 
 
 def jsonl_items(
-    path: str | os.PathLike[str], *, key_field: str | None = None
+    path: str | os.PathLike[str] | BinaryIO, *, key_field: str | None = None
 ) -> Iterator[tuple[Any, Any]]:
-    """Yield ``(key, value)`` for each non-blank line of a JSON Lines file.
+    """Yield ``(key, value)`` for each non-blank line of a JSON Lines file (or binary stream,
+    such as standard input, which is read as it arrives and left open).
 
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
-    with open(path, "rb") as f:
+    opened: contextlib.AbstractContextManager[BinaryIO]
+    if isinstance(path, (str, os.PathLike)):
+        opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    else:
+        opened = contextlib.nullcontext(path)
+    with opened as f:
         for lineno, raw in enumerate(f, start=1):
             entry = jsonl_entry(lineno, raw, key_field)
             if entry is not None:
@@ -564,7 +608,7 @@ def jsonl_entry(lineno: int, raw: bytes, key_field: str | None) -> tuple[Any, An
     """
     line = raw[len(_UTF8_BOM) :] if lineno == 1 and raw.startswith(_UTF8_BOM) else raw
     try:
-        value = orjson.loads(line)
+        value = loads(line)
     except orjson.JSONDecodeError as exc:
         if not line.strip():
             return None
@@ -637,9 +681,11 @@ class FilesSource:
         self.entries = entries
 
     def keys(self) -> Iterator[Any]:
+        """A key per file, or ``(key, item)`` when the item is not ``Path(key)`` (an entry that
+        could not be read, a private copy of a pipe)."""
         invalid = InvalidItem
         for key, item in self.entries:
-            yield (key, item) if type(item) is invalid else key
+            yield (key, item) if type(item) is invalid or str(item) != key else key
 
     def __iter__(self) -> Iterator[Path | InvalidItem]:
         for _key, item in self.entries:

@@ -25,7 +25,8 @@ from typing import Any
 
 from crunch._failures import ItemFailure
 from crunch._runner import UnitOutcome
-from crunch._units import Job
+from crunch._transit import unsendable_items
+from crunch._units import ItemsUnit, Job
 
 
 @dataclass(slots=True)
@@ -43,6 +44,32 @@ class Lost:
     blamed: dict[int, tuple[ItemFailure, float]] = field(default_factory=dict)
     partial: UnitOutcome | None = None
     suspect: bool = False
+
+
+def unsendable(unit: Any, exc: BaseException, dumps: Callable[[Any], bytes] | None = None) -> Lost:
+    """A chunk that could not be pickled to be sent: the items that do not pickle fail (see
+    crunch._transit), the others run again. Only a unit of Python items can hold one; for
+    the others, the error is every position's."""
+    items = unit.items if isinstance(unit, ItemsUnit) else None
+    if items is None:
+        failure = ItemFailure.from_exception(exc)
+        return Lost(rerun=(), blamed=dict.fromkeys(range(len(unit)), (failure, 0.0)))
+    blamed = {i: (f, 0.0) for i, f in unsendable_items(items, exc, dumps).items()}
+    return Lost(rerun=[i for i in range(len(items)) if i not in blamed], blamed=blamed)
+
+
+def unloadable(unit: Any, failure: ItemFailure) -> Lost:
+    """A chunk whose items could not be unpickled in the worker (``failure`` says why): a lone
+    item fails with that; several run again one by one, so the one at fault fails alone."""
+    if len(unit) == 1:
+        return Lost(rerun=(), blamed={0: (failure, 0.0)})
+    return Lost(rerun=range(len(unit)), suspect=True)
+
+
+def undecodable(unit: Any, exc: BaseException) -> Lost:
+    """A worker's outcome that did not unpickle at all (not one value: the whole of it): a lone
+    item fails with that; several run again one by one."""
+    return unloadable(unit, ItemFailure.unloadable_value(exc))
 
 
 class Backend:

@@ -71,13 +71,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from crunch._failures import ItemFailure, startup_error_text
 from crunch._runner import UnitOutcome, run_unit
+from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
-from crunch._worker import drop_unpicklable
-from crunch.backends import Backend, Lost
+from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
@@ -133,9 +133,8 @@ class DaskBackend(Backend):
                 self.uploads.append((module.__name__, path))
         self.fn = fn
         self.init = init
-        self.payload = _pickle_task(
-            Job(fn, records=job.records, key_field=job.key_field, skip=job.skip), init
-        )
+        plain = Job(fn, records=job.records, key_field=job.key_field, skip=job.skip)
+        self.payload = _pickle_task(plain, init)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.client: Any = None
         self.cluster: Any = None
@@ -304,36 +303,54 @@ class DaskBackend(Backend):
     ) -> asyncio.Future[UnitOutcome | Lost]:
         assert self.loop is not None
         future: asyncio.Future[UnitOutcome | Lost] = self.loop.create_future()
-        items = unit
+        items = unit  # what the helpers below need of it: its length (and items to test)
         if self.closing is not None:
             future.set_result(Lost(rerun=range(len(items))))
             return future
         try:
-            sent = self.client.submit(
-                dask_chunk,
-                self.run_id,
-                self.payload,
-                unit,
-                attempts,
-                self.timeout,
-                key=f"crunch-chunk-{self.run_id}-{chunk_id}",
-                pure=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - the chunk could not be sent
-            from crunch.backends.process import unsendable
-
-            future.set_result(unsendable(unit, exc))
+            blob = _dump_items((unit, attempts))
+        except BaseException as exc:  # noqa: BLE001 - the item's own, see crunch._transit
+            future.set_result(unsendable(items, exc, _dump_items))
             return future
-        collector = self.loop.create_task(self._collect(chunk_id, items, future, sent))
+        try:
+            sent = self._submit_task(chunk_id, blob, split=False)
+        except Exception as exc:  # noqa: BLE001 - the chunk could not be sent
+            future.set_result(unsendable(items, exc))
+            return future
+        collector = self.loop.create_task(self._collect(chunk_id, items, blob, future, sent))
         self.pending[chunk_id] = (items, future, sent, collector)
         return future
 
+    def _submit_task(self, chunk_id: int, blob: bytes, *, split: bool) -> Any:
+        return self.client.submit(
+            dask_chunk,
+            self.run_id,
+            self.payload,
+            blob,
+            self.timeout,
+            split,
+            key=f"crunch-chunk-{self.run_id}-{chunk_id}{'-split' if split else ''}",
+            pure=False,
+        )
+
     async def _collect(
-        self, chunk_id: int, items: Any, future: asyncio.Future[Any], sent: Any
+        self,
+        chunk_id: int,
+        items: list[Any],
+        blob: bytes,
+        future: asyncio.Future[Any],
+        sent: Any,
     ) -> None:
         """Wait for one chunk's dask future and resolve the scheduler's future from it."""
         try:
-            outcome = await self._outcome(items, sent)
+            outcome = await self._outcome(items, sent, split=False)
+            if outcome is _RUN_SPLIT and not future.done():
+                # Run it again with the values sent one by one (see crunch._transit).
+                sent = self._submit_task(chunk_id, blob, split=True)
+                self.pending[chunk_id] = (items, future, sent, self.pending[chunk_id][3])
+                outcome = await self._outcome(items, sent, split=True)
+        except Exception as exc:  # noqa: BLE001 - the split run could not be sent
+            outcome = undecodable(items, exc)
         finally:
             self.pending.pop(chunk_id, None)
         if future.done():
@@ -343,15 +360,15 @@ class DaskBackend(Backend):
         else:
             future.set_result(outcome)
 
-    async def _outcome(self, items: Any, sent: Any) -> UnitOutcome | Lost | BaseException:
+    async def _outcome(
+        self, items: list[Any], sent: Any, *, split: bool
+    ) -> UnitOutcome | Lost | BaseException:
+        """The chunk's outcome; ``_RUN_SPLIT`` when it did not unpickle whole here."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
         try:
             result = await sent.result()
-            if isinstance(result, str):
-                return WorkerStartError(f"the dask workers could not start the task:\n{result}")
-            return pickle.loads(result)
         except KilledWorker:
             return Lost(rerun=range(len(items)), suspect=True)
         except FutureCancelledError as exc:
@@ -360,6 +377,18 @@ class DaskBackend(Backend):
             return Lost(rerun=range(len(items)))  # cancelled by a cluster restart: run again
         except Exception as exc:  # noqa: BLE001 - the task failed, or its result cannot load here
             return _task_failed(items, exc)
+        if isinstance(result, str):
+            return WorkerStartError(f"the dask workers could not start the task:\n{result}")
+        if isinstance(result, ItemFailure):  # the items did not unpickle on the worker
+            return unloadable(items, result)
+        try:
+            if isinstance(result, Abandoned):
+                lost = result.lost
+                lost.partial = decode_outcome(result.partial)
+                return lost
+            return decode_outcome(result)
+        except BaseException as exc:  # noqa: BLE001 - a value's own, see crunch._transit
+            return undecodable(items, exc) if split else _RUN_SPLIT
 
     # ------------------------------------------------------------------ supervision
     # No check_timeouts: each task watches its own items (see the module docstring).
@@ -405,8 +434,8 @@ def _plain(fn: Any) -> Any:
 
 
 def _pickle_task(job: Job, init: Callable[[], Any] | None) -> bytes:
-    """The task and its initializer, pickled together; a function of ``__main__`` (a script)
-    travels by value, as Dask sends it."""
+    """The job and the task's initializer, pickled together; a function of ``__main__`` (a
+    script) travels by value, as Dask sends it."""
     import cloudpickle
 
     return cloudpickle.dumps((job, init), protocol=pickle.HIGHEST_PROTOCOL)
@@ -440,7 +469,18 @@ def _library_dirs() -> set[Path]:
     return {Path(d).resolve() for d in dirs if d}
 
 
-def _task_failed(items: Any, exc: BaseException) -> Lost:
+_RUN_SPLIT: Any = object()  # _outcome: run the chunk again, its values sent one by one
+
+
+def _dump_items(items: Any) -> bytes:
+    """The chunk's items pickled as Dask would send them: by value when they come from
+    ``__main__`` (a script), which the workers do not have."""
+    import cloudpickle
+
+    return cloudpickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _task_failed(items: list[Any], exc: BaseException) -> Lost:
     """The dask task raised (an item that does not unpickle on the worker, say): isolate the
     items so the one at fault fails alone, then fail it with the error."""
     if len(items) > 1:
@@ -506,17 +546,25 @@ def _load(run: _Run, payload: bytes) -> None:
         run.ready = True
 
 
+class Abandoned(NamedTuple):
+    """What a task sends back when it gave up on an item at the timeout: the ``Lost`` (without
+    its partial outcome) and the outcome of the items before the hung one, encoded."""
+
+    lost: Lost
+    partial: bytes
+
+
 def dask_chunk(
-    run_id: str,
-    payload: bytes,
-    unit: Any,
-    attempts: list[int] | None,
-    timeout: float | None,
-) -> Any:
-    """The dask task: one unit in, its pickled ``UnitOutcome`` (or ``Lost``, at a timeout) out.
+    run_id: str, payload: bytes, blob: bytes, timeout: float | None, split: bool = False
+) -> bytes | str | ItemFailure | Abandoned:
+    """The dask task: one pickled ``(unit, attempts)`` in, its encoded ``UnitOutcome``
+    (crunch._transit) out, or ``Abandoned`` at a timeout (``split``: the values pickled one by
+    one).
 
     Returns ``str`` (the error text) instead when the task could not be loaded here or its
-    initializer failed: the parent then stops the run with that message.
+    initializer failed: the parent then stops the run with that message; and the
+    ``ItemFailure`` of unpickling the items when they could not be (the parent then runs them
+    one by one to find the one at fault).
     """
     run = _run_state(run_id)
     if not run.ready:
@@ -524,20 +572,18 @@ def dask_chunk(
     if run.error is not None:
         return run.error
     assert run.job is not None
-    result: UnitOutcome | Lost
+    chunk = load_items(blob)
+    if isinstance(chunk, ItemFailure):
+        return chunk
+    unit, attempts = chunk
     if timeout is None:
-        result = run_unit(run.job, unit, run, attempts=attempts)
-    else:
-        result = _watched(run, run.job, unit, attempts, timeout)
-    try:
-        return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # noqa: BLE001 - find the values that do not pickle, fail just those
-        if isinstance(result, Lost):
-            if result.partial is not None:
-                result.partial = drop_unpicklable(result.partial)
-        else:
-            result = drop_unpicklable(result)
-        return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        return encode_outcome(run_unit(run.job, unit, run, attempts=attempts), split=split)
+    result = _watched(run, run.job, unit, attempts, timeout)
+    if isinstance(result, Lost):
+        partial = result.partial or UnitOutcome(0, 0.0, None, None, None, [], [], None)
+        result.partial = None
+        return Abandoned(result, encode_outcome(partial, split=split))
+    return encode_outcome(result, split=split)
 
 
 def _watched(

@@ -3,17 +3,15 @@
     scheduler --submit(chunk)--> ProcessBackend --pool.submit(process_chunk, id, unit)--> worker
         ^                              |                                                     |
         |                              |<----------- pickled outcome (bytes) ----------------|
-        +---- Outcome / Lost ----------+                                                     |
+        +---- UnitOutcome / Lost ------+                                                     |
                                        |          slot table (shared memory, a row a worker) |
                                        +--reads-> pid | chunk id | item index | started  <--+
                                                           written by the worker per item
 
 Actors
-- the worker (``crunch._worker.process_chunk``): opens a unit (reads its lines, makes its
-  paths), runs it and, before each item, writes which position it is on into its row of the
-  slot table. It returns its outcome pickled (for the command: the encoded records, one
-  ``bytes``), having checked that it pickles (a value that does not is failed in the worker,
-  alone).
+- the worker (``crunch._worker.process_chunk``): runs a chunk and, before each item, writes
+  which item it is on into its row of the slot table. It returns its outcome pickled, having
+  checked that it pickles (a value that does not is failed in the worker, alone).
 - the pool: a stock ``ProcessPoolExecutor`` on the *forkserver* start method. The parent has
   threads (the engine loop, the pool's own manager and feeder threads, the input reader);
   forking a process with threads can copy a held lock into the child and deadlock it, so
@@ -50,7 +48,8 @@ from typing import Any
 
 from crunch._failures import ItemFailure
 from crunch._runner import UnitOutcome
-from crunch._units import ItemsUnit, Job
+from crunch._transit import decode_outcome, dump_items
+from crunch._units import Job
 from crunch._worker import (
     HALT,
     LOADING,
@@ -60,7 +59,7 @@ from crunch._worker import (
     process_chunk,
     slot_offset,
 )
-from crunch.backends import Backend, Lost
+from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
 from crunch.backends._startmain import mentions_main, without_main
 from crunch.exceptions import WorkerStartError
 
@@ -107,6 +106,7 @@ class ProcessBackend(Backend):
         self.generation = 0
         # chunk id -> (unit, attempts, the scheduler's future)
         self.inflight: dict[int, tuple[Any, list[int] | None, asyncio.Future[Any]]] = {}
+        self.split: set[int] = set()  # chunks to run again with their values sent one by one
         self.procs: dict[int, Any] = {}  # pid -> multiprocessing.Process, of this generation
         self.timeout_kills: dict[int, float] = {}  # pid -> seconds its item had run
         self.recovering: asyncio.Task[None] | None = None
@@ -188,8 +188,8 @@ class ProcessBackend(Backend):
         unit, attempts, future = self.inflight[chunk_id]
         generation = self.generation
         try:
-            blob = pickle.dumps((unit, attempts), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - an item that cannot be sent fails alone
+            blob = dump_items((unit, attempts))
+        except BaseException as exc:  # noqa: BLE001 - the item's own, see crunch._transit
             del self.inflight[chunk_id]
             future.set_result(unsendable(unit, exc))
             return
@@ -200,7 +200,7 @@ class ProcessBackend(Backend):
             return
         try:
             with without_main(not self.with_main):
-                sent = self.pool.submit(process_chunk, chunk_id, blob)
+                sent = self.pool.submit(process_chunk, chunk_id, blob, chunk_id in self.split)
         except BrokenProcessPool:
             self._broken(generation)
             return
@@ -225,26 +225,27 @@ class ProcessBackend(Backend):
             return
         except CancelledError:
             return
-        except BaseException as exc:  # noqa: BLE001 - the worker could not load the chunk
-            # An item that fails to unpickle in the worker: alone, it is failed with that error;
-            # among others, they all become suspects and run one by one to find it.
+        except BaseException as exc:  # noqa: BLE001 - process_chunk raised: lose the chunk
+            result = ItemFailure.from_exception(exc)
+        if isinstance(result, bytes):
+            try:
+                outcome: UnitOutcome | Lost = decode_outcome(result)
+            except BaseException as exc:  # noqa: BLE001 - a value's own, see crunch._transit
+                if chunk_id not in self.split:
+                    self.split.add(chunk_id)  # run it again, its values sent one by one
+                    if self.recovering is None:  # (else recovery runs it again)
+                        self._send(chunk_id)
+                    return
+                outcome = undecodable(unit, exc)
+        elif isinstance(result, ItemFailure):  # the items did not unpickle in the worker
+            outcome = unloadable(unit, result)
+        else:
             del self.inflight[chunk_id]
-            lost = (
-                Lost(rerun=(), blamed={0: (ItemFailure.unloadable_item(exc), 0.0)})
-                if len(unit) == 1
-                else Lost(rerun=range(len(unit)), suspect=True)
-            )
-            future.set_result(lost)
-            return
-        del self.inflight[chunk_id]
-        if isinstance(result, str):
+            self.split.discard(chunk_id)
             future.set_exception(WorkerStartError(f"workers could not start the task:\n{result}"))
             return
-        try:
-            outcome = pickle.loads(result)
-        except Exception as exc:  # noqa: BLE001 - e.g. a value whose class the parent lacks
-            failure = ItemFailure.unloadable_value(exc)
-            outcome = Lost(rerun=(), blamed=dict.fromkeys(range(len(unit)), (failure, 0.0)))
+        del self.inflight[chunk_id]
+        self.split.discard(chunk_id)
         future.set_result(outcome)
 
     # ------------------------------------------------------------------ supervision
@@ -437,19 +438,3 @@ def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
             time.sleep(0.001)
         except OSError:
             return
-
-
-def unsendable(unit: Any, exc: BaseException) -> Lost:
-    """A chunk the pool could not pickle: fail the items that do not pickle, rerun the rest."""
-    blamed: dict[int, tuple[ItemFailure, float]] = {}
-    items = unit.items if isinstance(unit, ItemsUnit) else ()
-    for index, item in enumerate(items):
-        try:
-            pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-        except BaseException as item_exc:  # noqa: BLE001
-            blamed[index] = (ItemFailure.unsendable_item(item_exc), 0.0)
-    if not blamed:  # not an item's fault after all: report it on every item, plainly
-        failure = ItemFailure.from_exception(exc)
-        blamed = dict.fromkeys(range(len(unit)), (failure, 0.0))
-    rerun = [i for i in range(len(unit)) if i not in blamed]
-    return Lost(rerun=rerun, blamed=blamed)

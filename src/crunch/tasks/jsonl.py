@@ -4,8 +4,9 @@ The value is ``{"records", "invalid", "invalid_count", "keys"}``:
 
 - ``records``: the lines that are valid JSON (any JSON value, not only objects);
 - ``invalid``: the 1-based line numbers, in the whole file, of the first 10 lines that are not
-  valid JSON (UTF-8 included; a byte order mark makes its line invalid), and ``invalid_count``
-  all of them;
+  valid JSON (UTF-8 included), and ``invalid_count`` all of them. A UTF-8 byte order mark at the
+  very start of the file is skipped, as ``crunch process --jsonl`` skips it (anywhere else it
+  makes its line invalid);
 - ``keys``: for the top-level fields of the records that are objects, ``{field: {type: count}}``
   with the JSON type of each value, one of ``null``, ``bool``, ``int``, ``float``, ``str``,
   ``list``, ``dict``; fields and types are listed in name order.
@@ -42,6 +43,7 @@ _TYPE_NAMES: dict[type, str] = {
     dict: "dict",
 }
 _BLANK = b" \t\r\n"
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class State(NamedTuple):
@@ -61,7 +63,8 @@ def unit(path: Path | str, start: int = 0, end: int | None = None) -> State:
     keys: dict[str, dict[str, int]] = {}
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    for lines, line in enumerate(iter_unit_lines(path, start, end), start=1):
+    for lines, raw in enumerate(iter_unit_lines(path, start, end), start=1):
+        line = raw[len(_UTF8_BOM) :] if lines == 1 and start == 0 and raw[:3] == _UTF8_BOM else raw
         if not line.strip(_BLANK):
             continue
         try:
