@@ -26,7 +26,6 @@ between runs, so ``repeat`` > 1 times each mode several times and keeps the medi
 
 from __future__ import annotations
 
-import importlib
 import random
 import statistics
 import time
@@ -35,14 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crunch.exceptions import CrunchError, MissingExtraError, UsageError
+from crunch.exceptions import CrunchError, UsageError
 
 T = TypeVar("T")
 
 #: The modes ``crunch bench`` compares, baseline first (dask needs a cluster: not by default).
 MODES: tuple[str, ...] = ("sync", "thread", "async", "process")
-
-PLOT_INSTALL = "pip install 'crunch[plot]'  (or: uv add 'crunch[plot]')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,18 +276,13 @@ def plot(report: BenchReport, path: str | Path) -> Path:
     Needs matplotlib, the optional extra ``crunch[plot]``; without it raises
     ``MissingExtraError`` saying how to install it. Returns the path written.
     """
-    try:
-        # Imported by name, lazily: matplotlib is optional and slow to import.
-        figure_module = importlib.import_module("matplotlib.figure")
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"drawing a plot needs matplotlib, the optional extra crunch[plot]: {PLOT_INSTALL}"
-        ) from exc
+    from crunch._plotting import figure_module
+
+    figure = figure_module()
     path = Path(path)
     timed = [t for t in report.timings if t.seconds is not None]
     fastest = report.fastest
-    # A bare Figure (no pyplot): no GUI backend, no global state; savefig renders with Agg.
-    fig = figure_module.Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    fig = figure.Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
     ax = fig.subplots()
     names = [t.mode for t in timed]
     rates = [t.items_per_second or 0.0 for t in timed]

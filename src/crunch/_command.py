@@ -49,14 +49,14 @@ def resolve_task_and_options(o: dict[str, Any], problems: list[str]) -> tuple[An
     return task, parse_task_options(o["task_options"], problems)
 
 
-def fail_usage(problems: list[str]) -> int:
+def fail_usage(problems: list[str], command: str = "process") -> int:
     if len(problems) == 1:
         click.echo(f"crunch: error: {problems[0]}", err=True)
     else:
         click.echo(f"crunch: error: {len(problems)} problems:", err=True)
         for problem in problems:
             click.echo(f"  - {problem}", err=True)
-    click.echo("Try 'crunch process --help' for help.", err=True)
+    click.echo(f"Try 'crunch {command} --help' for help.", err=True)
     return UsageError.exit_code
 
 

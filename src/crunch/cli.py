@@ -57,6 +57,7 @@ def main() -> None:
     \b
     crunch process data/ --workers 8      run a task over files (see: crunch process --help)
     crunch tasks                          list the available tasks
+    crunch report out.jsonl               what a finished run says: failures, slowest
     crunch bench data/ --task stats       which mode is fastest for your task
     crunch gen demo/ --kind mixed         make a synthetic data set
     """
@@ -242,3 +243,50 @@ def bench(**kwargs: Any) -> None:
     from crunch._command import run_bench
 
     sys.exit(run_bench(**kwargs))
+
+
+REPORT_EPILOG = """\b
+Examples:
+  crunch report out.jsonl                          # totals, failures, slowest, durations
+  crunch report out.jsonl --plot report.png        # the same as pictures (crunch[plot])
+  crunch report out.jsonl --format json > report.json
+  crunch report out.jsonl --failed | crunch process - --task T -o rerun.jsonl
+  crunch report out.jsonl --failed --null | crunch process - --null --task T
+
+\b
+Exit status: 0 every record ok; 1 some record failed or some line is not a whole
+record (a torn last line, junk); 2 unreadable FILE, bad options, or no plot.
+With --failed: 0 once FILE is read, 1 if some failed key could not be printed.
+"""
+
+
+@main.command(epilog=REPORT_EPILOG)
+@click.argument("file", metavar="FILE.jsonl")
+@option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A report for people, or one JSON document for scripts.",
+)
+@option("--failed", is_flag=True, help="Print only the failed items' keys, one a line.")
+@option("--null", is_flag=True, help="With --failed: end each key with NUL, not a newline.")
+@option("--plot", type=click.Path(dir_okay=False), help="Also draw the report as a PNG.")
+@option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many slowest items and failure groups the text shows.",
+)
+def report(**kwargs: Any) -> None:
+    """Say what a results file holds: totals, failures grouped by kind, type and message,
+    the slowest items and the distribution of seconds.
+
+    FILE.jsonl is what `crunch process -o` wrote ('-' reads standard input); it is read in
+    one streaming pass, so a run still being written can be reported too.
+    """
+    from crunch._report import run_report
+
+    sys.exit(run_report(**kwargs))

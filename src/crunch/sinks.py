@@ -4,6 +4,10 @@ Records, logs and the summary of the command are written by ``crunch._output``.
 
 ``Progress`` draws a tqdm bar on standard error: done/total, rate, ETA and the failure count.
 The total is the number of items found so far, so it grows while a walk is still running.
+
+The bar class comes from ``tqdm.auto``, which picks tqdm's notebook widget inside a Jupyter
+kernel (when ipywidgets is installed; without it tqdm warns and falls back to text) and the
+plain text bar everywhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, TextIO
 
 class Progress:
     def __init__(self, stats: Any, *, total: int | None = None, file: TextIO | None = None) -> None:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         self.stats = stats
         self.fixed_total = total
