@@ -1,0 +1,48 @@
+"""Tasks for the data-plane tests: they act on JSON records, at module level for the workers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def double(record: dict[str, Any]) -> int:
+    return record["x"] * 2
+
+
+def exit_on_37(record: dict[str, Any]) -> int:
+    """Kills its worker on the record with id 37 (a crash inside a line range)."""
+    if record["id"] == 37:
+        os._exit(3)
+    return record["x"] * 2
+
+
+def hang_on_5(record: dict[str, Any]) -> int:
+    """Sleeps far past any test timeout on the record with id 5."""
+    if record["id"] == 5:
+        time.sleep(60)
+    return record["x"] * 2
+
+
+def flaky_on_even(record: dict[str, Any]) -> int:
+    """Fails with ConnectionError the first time it meets an even id (a marker file per id)."""
+    marks = Path(os.environ["CRUNCH_TEST_MARKS"])
+    mark = marks / str(record["id"])
+    if record["id"] % 2 == 0 and not mark.exists():
+        mark.touch()
+        raise ConnectionError(f"first try of {record['id']}")
+    return record["x"] * 2
+
+
+def fail_when_told(record: dict[str, Any]) -> int:
+    """Fails on ids listed in CRUNCH_TEST_FAIL (comma-separated)."""
+    bad = {int(x) for x in os.environ.get("CRUNCH_TEST_FAIL", "").split(",") if x}
+    if record["id"] in bad:
+        raise ValueError(f"told to fail on {record['id']}")
+    return record["x"] * 2
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size
