@@ -11,6 +11,9 @@ A new case is one line in a table. The tables:
   spelling, inside a walked directory, standard output redirected there): refused with exit 2
   and nothing touched, or run with crunch's own output left out of the inputs (README,
   "Inputs"). They run in the tree ``PLACEMENT_TREE`` builds.
+- ``OVERLAPS``: PATHs that name files more than once (repeated, nested, through links): one
+  item per file, under the key met first, and ``--resume`` has nothing more to do (README,
+  "Inputs"). They run in the tree ``OVERLAP_TREE`` builds.
 
 This module is also a task module: workers import it for ``hostile:value``.
 """
@@ -203,4 +206,54 @@ PLACEMENTS = [
         records_in="t/out.jsonl",
         stdout_to="t/out.jsonl",
     ),
+]
+
+
+# -------------------------------------------------------------------------------- overlaps
+def OVERLAP_TREE(root: Any) -> None:  # noqa: N802 - a table's companion, named like it
+    """``d`` with a nested directory, a hidden file and a hard link; links to ``d`` and a file."""
+    import os
+
+    d = root / "d"
+    (d / "sub" / "deep").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.txt", "sub/deep/e.txt", ".hid.txt"):
+        (d / name).write_text(f"{name}\n")
+    os.link(d / "a.txt", d / "hard.txt")  # a second name of a.txt: a second item
+    (root / "link-d").symlink_to("d")
+    (root / "link-a").symlink_to("d/a.txt")
+
+
+_D = ("d/a.txt", "d/b.txt", "d/hard.txt", "d/sub/c.txt", "d/sub/deep/e.txt")
+
+
+@dataclass(frozen=True)
+class Overlapping:
+    id: str
+    args: tuple[str, ...]  # after "crunch process"
+    keys: tuple[str, ...]  # one record each, nothing else
+    stdin: bytes = b""
+
+
+OVERLAPS = [
+    Overlapping("as-in-the-issue", ("d", "d/sub", "./d/a.txt", "d"), _D),
+    Overlapping("one-root-twice", ("d", "d"), _D),
+    Overlapping("spelt-four-ways", ("d", "./d", "d/", "d//"), _D),
+    Overlapping("inner-root-after", ("d", "d/sub"), _D),
+    Overlapping("inner-root-first", ("d/sub", "d"), _D),
+    Overlapping("inner-file-first", ("./d/a.txt", "d"), _D),
+    Overlapping("inner-file-after", ("d", "d/sub/c.txt"), _D),
+    Overlapping("file-twice", ("d/b.txt", "./d/b.txt"), ("d/b.txt",)),
+    Overlapping(
+        "link-to-a-root", ("link-d", "d"), tuple(k.replace("d/", "link-d/", 1) for k in _D)
+    ),
+    Overlapping("link-to-a-file", ("link-a", "d"), ("link-a", *_D[1:])),
+    Overlapping("hard-links-are-two-names", ("d/a.txt", "d/hard.txt"), ("d/a.txt", "d/hard.txt")),
+    Overlapping("hidden-file-named-as-a-root", ("d", "d/.hid.txt"), (*_D, "d/.hid.txt")),
+    Overlapping(
+        "each-root-keeps-its-own-glob",  # *.txt matches c.txt only from the root d/sub
+        ("d", "d/sub", "--glob", "*.txt"),
+        ("d/a.txt", "d/b.txt", "d/hard.txt", "d/sub/c.txt"),
+    ),
+    Overlapping("on-both-sides-of-stdin", ("d", "-", "d/sub"), _D, stdin=b""),
+    Overlapping("followed-links-lead-back-in", ("d", "link-d", "--follow-symlinks"), _D),
 ]

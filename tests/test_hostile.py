@@ -20,7 +20,17 @@ import hostile
 import pytest
 from conftest import LOCAL_MODES
 from helpers import crunch_cmd, env
-from hostile import NAMES, PLACEMENT_TREE, PLACEMENTS, VALUES, Name, Placement
+from hostile import (
+    NAMES,
+    OVERLAP_TREE,
+    OVERLAPS,
+    PLACEMENT_TREE,
+    PLACEMENTS,
+    VALUES,
+    Name,
+    Overlapping,
+    Placement,
+)
 
 import crunch
 
@@ -288,3 +298,30 @@ def test_output_placed_among_the_inputs(tmp_path: Path, case: Placement, mode: s
     for name, data in before.items():  # every input is as it was
         if name != os.path.normpath(out):
             assert (tmp_path / name).read_bytes() == data, name
+
+
+# --------------------------------------------------------------------------------- overlaps
+def _overlap_params() -> list[Any]:
+    return [
+        pytest.param(case, mode, id=f"{case.id}-{mode}")
+        for case in OVERLAPS
+        # Which files are items is decided by the walk in the parent, the same in every mode.
+        for mode in (LOCAL_MODES if case.id == "as-in-the-issue" else ("sync",))
+    ]
+
+
+@pytest.mark.parametrize(("case", "mode"), _overlap_params())
+def test_overlapping_paths_give_one_item_per_file(
+    tmp_path: Path, case: Overlapping, mode: str
+) -> None:
+    """README "Inputs": one item per file, keyed as first met; --resume has nothing to add."""
+    OVERLAP_TREE(tmp_path)
+    args = ["process", *case.args, "--mode", mode, "--workers", "2", "-o", "out.jsonl"]
+    result = run(args, tmp_path, case.stdin)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    written = (tmp_path / "out.jsonl").read_bytes()
+    items = [strict_json(line)["item"] for line in written.splitlines()]
+    assert sorted(items) == sorted(case.keys)
+    again = run([*args, "--resume"], tmp_path, case.stdin)
+    assert again.returncode == 0, again.stderr.decode(errors="replace")
+    assert (tmp_path / "out.jsonl").read_bytes() == written

@@ -249,7 +249,13 @@ def _spooled(
 def _paths(
     o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
+    from crunch.sources import Overlap
+
     walk_options = {
+        # One item per file across all the PATHs, also those on either side of "-".
+        "overlap": Overlap(
+            [p for p in o["paths"] if p != "-"], follow_symlinks=o["follow_symlinks"]
+        ),
         "warnings": intake.skipped,
         "leave_out": intake.own,
         "hidden": o["hidden"],

@@ -32,8 +32,16 @@ Walking directories (``walk``)
       ``(st_dev, st_ino)`` is already on the current path from the root (a link to an ancestor:
       a loop) is not entered again, so the walk always ends and a loop yields every file once;
       the skip is noted in ``warnings``. Two links to the same directory that is *not* an
-      ancestor are both walked (its files appear under both keys), as ``find -L`` does. The same
-      check guards against bind-mount loops without ``follow_symlinks``.
+      ancestor are both walked, but each file in it is yielded once (below). The same check
+      guards against bind-mount loops without ``follow_symlinks``.
+    - One item per file (``Overlap``). A directory entry reached again, through roots that
+      overlap or repeat (``d d/sub ./d/a.txt d``), a root that is a link into another root, or
+      a followed link, is yielded only the first time, under the key met first in walk order.
+      An entry is ``(st_dev, st_ino)`` of its real directory plus its name, so hard links (two
+      names of one file) are two items, as ``find`` lists them. Only entries that can be met
+      twice are remembered: a single root without ``follow_symlinks`` remembers nothing; with
+      overlapping roots, the entries below the inner root (memory grows with the files there);
+      with ``follow_symlinks``, every entry (memory grows with the number of files).
     - A dangling link (when following links) is yielded as ``InvalidItem("FileNotFoundError",
       ...)``: the user asked for what it points to and it is missing.
     - A subdirectory that cannot be listed (permissions, or it vanished) does not stop the walk:
@@ -120,6 +128,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FilesSource",
     "JsonlSource",
+    "Overlap",
     "check_paths",
     "files",
     "glob_to_regex",
@@ -317,13 +326,16 @@ def walk(
     excludes: Sequence[str] = (),
     warnings: Any = None,
     leave_out: OwnFiles | None = None,
+    overlap: Overlap | None = None,
 ) -> Iterator[tuple[str, Path | InvalidItem]]:
     """Yield ``(key, Path)`` for every file under ``roots``, depth first, in name order.
 
     An entry that cannot be read is yielded as ``(key, InvalidItem)``. Patterns are compiled
     here, at the call; the walk itself starts at the first ``next()``. Pass a list (anything
     with ``append``) as ``warnings`` to collect a message for each link loop and special file
-    that was skipped. Files of ``leave_out`` (the run's own output) are never yielded.
+    that was skipped. Files of ``leave_out`` (the run's own output) are never yielded. A file
+    reached again (overlapping roots, a followed link) is yielded once; pass one ``Overlap``
+    of all the roots to several ``walk`` calls that must not repeat each other.
     """
     walker = _Walker(
         hidden=hidden,
@@ -332,12 +344,99 @@ def walk(
         exclude=_combine(excludes),
         warnings=warnings,
         leave_out=leave_out,
+        overlap=overlap or Overlap(roots, follow_symlinks=follow_symlinks),
     )
     return walker.walk(roots)
 
 
+Entry = tuple[int, int, str]
+"""A directory entry: its real directory's ``(st_dev, st_ino)`` and its name."""
+
+
+class Overlap:
+    """Where roots overlap, and the entries already yielded there (one item per file).
+
+    An entry is a name in a directory, ``(st_dev, st_ino, name)`` of the real directory after
+    links are resolved, so ``d/a.txt`` reached from ``d``, ``./d/``, ``d/a.txt`` or a link to
+    ``d`` is one entry, and two hard links (two names) are two. Only entries that *can* be
+    reached twice are remembered: below a root that lies inside another root (or is given
+    twice), a root file inside a root directory, and everything when links are followed.
+    Overlap is found from the roots' real paths, so one directory mounted at two places (a
+    bind mount) is not recognised.
+    """
+
+    __slots__ = ("every", "inner_dirs", "inner_files", "seen")
+
+    def __init__(self, roots: Sequence[str], *, follow_symlinks: bool = False) -> None:
+        self.every = follow_symlinks  # a followed link may lead anywhere
+        self.inner_dirs: set[tuple[int, int]] = set()
+        self.inner_files: dict[tuple[int, int], set[str]] = {}
+        self.seen: set[Entry] = set()
+        if self.every or len(roots) < 2:
+            return
+        reals = []
+        for root in roots:
+            try:
+                real = os.path.realpath(root)
+                st = os.stat(real)
+            except (OSError, ValueError):
+                continue
+            reals.append((real, stat.S_ISDIR(st.st_mode), (st.st_dev, st.st_ino), root))
+        dirs = {real for real, is_dir, _, _ in reals if is_dir}
+        counts: dict[str, int] = {}
+        for real, *_ in reals:
+            counts[real] = counts.get(real, 0) + 1
+        for real, is_dir, ident, root in reals:
+            if counts[real] < 2 and not any(up in dirs for up in _ancestors(real)):
+                continue  # no other root reaches it
+            if is_dir:
+                self.inner_dirs.add(ident)
+            else:
+                entry = root_entry(root)
+                if entry is not None:
+                    self.inner_files.setdefault(entry[:2], set()).add(entry[2])
+
+    def __bool__(self) -> bool:
+        return self.every or bool(self.inner_dirs or self.inner_files)
+
+    def first(self, entry: Entry | None) -> bool:
+        """Note ``entry``; False when it was yielded before (``None``: cannot tell, True)."""
+        if entry is None:
+            return True
+        if entry in self.seen:
+            return False
+        self.seen.add(entry)
+        return True
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """``/a/b/c`` -> ``/a/b``, ``/a``, ``/`` (``path`` is absolute and normalised)."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
+def root_entry(path: str | os.PathLike[str]) -> Entry | None:
+    """The real directory entry of ``path`` (links resolved), or None when it cannot be told."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(os.path.dirname(real) or os.sep)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, os.path.basename(real)
+
+
 class _Walker:
-    __slots__ = ("exclude", "follow_symlinks", "hidden", "include", "leave_out", "warnings")
+    __slots__ = (
+        "exclude",
+        "follow_symlinks",
+        "hidden",
+        "include",
+        "leave_out",
+        "overlap",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -348,6 +447,7 @@ class _Walker:
         exclude: re.Pattern[str] | None,
         warnings: Any,
         leave_out: OwnFiles | None = None,
+        overlap: Overlap | None = None,
     ) -> None:
         self.hidden = hidden
         self.follow_symlinks = follow_symlinks
@@ -355,6 +455,7 @@ class _Walker:
         self.exclude = exclude
         self.warnings = warnings
         self.leave_out = leave_out
+        self.overlap = overlap if overlap else None
 
     def _warn(self, message: str) -> None:
         if self.warnings is not None:
@@ -388,7 +489,9 @@ class _Walker:
             if own and own.is_own(name, root, link=True):
                 return
             if self._keep_file(name):
-                yield key, Path(key)
+                overlap = self.overlap
+                if overlap is None or overlap.first(root_entry(root)):
+                    yield key, Path(key)
             return
         if key == ".":
             prefix = ""
@@ -413,6 +516,13 @@ class _Walker:
         hidden = self.hidden
         follow = self.follow_symlinks
         child = _child_path
+        # Overlapping roots (crunch.sources.Overlap): a directory is "shared" when its entries
+        # may be met again; only there is each entry noted. Elsewhere this costs one test.
+        overlap = self.overlap
+        inner_dirs = overlap.inner_dirs if overlap is not None else set()
+        inner_files = overlap.inner_files if overlap is not None else {}
+        first = overlap.first if overlap is not None else None
+        top_shared = overlap is not None and (overlap.every or top_id in inner_dirs)
         # The run's own output: only a file with one of its names (or a followed link) is
         # stat-ed to tell (crunch._own_files).
         own = self.leave_out if self.leave_out else None
@@ -420,13 +530,13 @@ class _Walker:
         own_every = own is not None and own.every_name
         # One frame per directory on the current path: (its sorted entries, the position
         # reached, its path relative to the root with a trailing "/", its Path, its
-        # (st_dev, st_ino)).
-        stack: list[tuple[Iterator[os.DirEntry[str]], str, Path, tuple[int, int]]] = [
-            (iter(entries), "", top_path, top_id)
+        # (st_dev, st_ino), whether it is shared, the names of root files in it).
+        stack: list[_Frame] = [
+            (iter(entries), "", top_path, top_id, top_shared, inner_files.get(top_id))
         ]
         ancestors = {top_id}
         while stack:
-            it, rel_dir, dir_path, dir_id = stack[-1]
+            it, rel_dir, dir_path, dir_id, shared, root_names = stack[-1]
             for entry in it:
                 name = entry.name
                 if not hidden and name.startswith("."):
@@ -447,14 +557,32 @@ class _Walker:
                             continue
                         children = _listdir(entry.path)
                     except OSError as exc:
-                        yield key, _invalid(key, exc)
+                        if first is None or not shared or first((*dir_id, name)):
+                            yield key, _invalid(key, exc)
                         continue
                     ancestors.add(ident)
-                    stack.append((iter(children), rel + "/", child(dir_path, name), ident))
+                    stack.append(
+                        (
+                            iter(children),
+                            rel + "/",
+                            child(dir_path, name),
+                            ident,
+                            shared or ident in inner_dirs,
+                            inner_files.get(ident),
+                        )
+                    )
                     break  # descend: the loop resumes this directory's iterator later
                 if not self._keep_file(rel):
                     continue
                 key = prefix + rel
+                # An entry that may be met again is yielded the first time only (a followed
+                # link counts as the entry it leads to).
+                if (
+                    (shared or (root_names is not None and name in root_names))
+                    and first is not None
+                    and not first(root_entry(entry.path) if is_link else (*dir_id, name))
+                ):
+                    continue
                 if _is_file(entry):
                     if (
                         own is not None
@@ -477,6 +605,9 @@ class _Walker:
             else:
                 stack.pop()
                 ancestors.discard(dir_id)
+
+
+_Frame = tuple[Iterator[os.DirEntry[str]], str, Path, tuple[int, int], bool, "set[str] | None"]
 
 
 def _join(parent: Path, name: str) -> Path:
