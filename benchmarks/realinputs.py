@@ -14,8 +14,9 @@ Workloads (inputs are generated once into --data-dir and reused):
 - one-file: `crunch process one.txt` in sync and process mode against
   `python -c "import click, pydantic, orjson"`, the floor any run of the command pays.
 
-Every command runs as a whole process; the rounds are interleaved (A B C A B C ...) so that a
-busy moment of the machine hits every contender; the figures are medians. For crunch the
+Every command runs as a whole process, after one untimed warm-up; the rounds are interleaved
+(A B C A B C ...) so that a busy moment of the machine hits every contender; the figures are
+medians. For crunch the
 parent's own peak RSS and CPU seconds are read through _peak.py; CPU per item gives the rate
 at which the parent alone would saturate (the ceiling on a machine with more cores).
 Writes results/realinputs.json and results/realinputs.md.
@@ -85,9 +86,14 @@ def make_files(root: Path, count: int) -> None:
     tmp.rename(root)
 
 
+# Every contender runs as an installed program would: from bytecode. A shell that forbids
+# writing bytecode (PYTHONDONTWRITEBYTECODE) would make each run compile its imports again.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(cmd: list[str] | str, *, shell: bool = False, peak: Path | None = None) -> dict:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, shell=shell, capture_output=True, check=False)
+    proc = subprocess.run(cmd, shell=shell, capture_output=True, check=False, env=ENV)
     seconds = time.perf_counter() - start
     if proc.returncode not in (0,):
         raise SystemExit(f"failed ({proc.returncode}): {cmd}\n{proc.stderr.decode()[-2000:]}")
@@ -105,6 +111,8 @@ def crunch_cmd(peak: Path, *args: str) -> list[str]:
 
 def run_rounds(contenders: dict[str, dict], rounds: int) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
+    for spec in contenders.values():  # a warm-up, not timed: page cache and bytecode
+        timed(spec["cmd"], shell=spec.get("shell", False), peak=spec.get("peak"))
     for _ in range(rounds):
         for name, spec in contenders.items():
             runs[name].append(

@@ -11,7 +11,6 @@ Importing crunch stays light: the engine, pydantic, click, tqdm and dask load wh
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from crunch.api import amap, imap, run
@@ -32,10 +31,6 @@ if TYPE_CHECKING:
     from crunch.config import RunConfig
     from crunch.sources import files, jsonl
 
-try:
-    __version__ = version("crunch")
-except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-    __version__ = "0.0.0"
 
 __all__ = [
     "BatchResult",
@@ -62,6 +57,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # importlib.metadata costs more to import than most of crunch: read the version on demand.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("crunch")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+            return "0.0.0"
     # RunConfig pulls in pydantic, the sources orjson and re; load them only when asked for.
     if name == "RunConfig":
         from crunch.config import RunConfig

@@ -293,7 +293,16 @@ def _drive(
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
     run_id = uuid.uuid4().hex[:12]
     records = regroup is None  # workers encode the records; else the parent regroups parts
-    stream = _Stream(fn, entries, key=None, init=init, config=config, keyed=True, records=records)
+    stream = _Stream(
+        fn,
+        entries,
+        key=None,
+        init=init,
+        config=config,
+        keyed=True,
+        records=records,
+        unique_keys=bool(o["key_field"]),
+    )
     progress = None
     if show_progress:
         from crunch.sinks import Progress
@@ -377,9 +386,59 @@ def _drive(
     log.info(
         "run.end", ok=summary.ok, failed=summary.failed, not_run=not_run, seconds=round(seconds, 3)
     )
+    duplicated = _duplicate_keys(o, stream.scheduler.keycheck)
+    if duplicated:
+        click.echo(f"crunch: error: {duplicated}", err=True)
+        return status or UsageError.exit_code
     if status:
         return status
     return ItemFailedError.exit_code if summary.failed or stats.halted else 0
+
+
+def _duplicate_keys(o: dict[str, Any], keycheck: Any) -> str | None:
+    """With ``--key``: the message naming the keys that more than one line has, else None.
+
+    The run kept only fingerprints of the keys (crunch._keycheck); a suspect is confirmed
+    here against the file's keys, read again (a slow pass, only when there is a suspect).
+    """
+    if keycheck is None:
+        return None
+    suspects = keycheck.suspects()
+    if not suspects:
+        return None
+    from crunch._keycheck import duplicates
+    from crunch.sources import jsonl_entry
+
+    path = o["jsonl_file"]
+    field = o["key_field"]
+    if path == "-":  # standard input is gone: the fingerprints alone must tell
+        return (
+            f"--key {field}: some keys name more than one line of standard input; a key must "
+            "name one item. Every line's record was written."
+        )
+
+    def keys() -> Iterator[tuple[int, Any]]:
+        with open(path, "rb") as f:
+            for line, raw in enumerate(f, start=1):
+                entry = jsonl_entry(line, raw, field)
+                if entry is not None:
+                    yield line, entry[0]
+
+    found = duplicates(keys(), suspects)
+    if not found:
+        return None
+    shown = "; ".join(
+        f"{orjson.dumps(key).decode()} (lines {', '.join(map(str, lines))})"
+        for key, lines in list(found.items())[:10]
+    )
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    noun = "key names" if len(found) == 1 else "keys name"
+    return (
+        f"--key {field}: {len(found)} {noun} more than one line: {shown}{more}. A key must "
+        "name one item: make the field unique, or leave out --key to key lines by number "
+        "(a line that is not valid JSON, or has no such field, is keyed by its number too). "
+        "Every line's record was written."
+    )
 
 
 def _log_failures(log: Any, failures: Iterable[Any]) -> None:

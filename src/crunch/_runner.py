@@ -55,6 +55,8 @@ class UnitOutcome(NamedTuple):
     values: list[Any] | None
     seconds: list[float] | None
     blob: bytes | None
+    # With ``--key``: the fingerprints of the keys of the items run (crunch._keycheck).
+    prints: tuple[bytes, ...] | None = None
 
     @property
     def items(self) -> int:
@@ -111,7 +113,17 @@ async def _captured(awaitable: Any) -> tuple[Any, BaseException | None]:
 class Progress:
     """A unit's results so far. A thread lane's is read live when its item is abandoned."""
 
-    __slots__ = ("failures", "keys", "keys_known", "records", "seconds", "skipped", "values")
+    __slots__ = (
+        "all_keys",
+        "failures",
+        "keys",
+        "keys_known",
+        "records",
+        "seconds",
+        "skipped",
+        "unique",
+        "values",
+    )
 
     def __init__(self) -> None:
         self.keys: list[Any] = []
@@ -121,10 +133,13 @@ class Progress:
         self.skipped: list[int] | None = None
         self.records = False  # set by run_unit from the job
         self.keys_known = True  # the parent has the keys: none travel back
+        self.unique = False  # --key: fingerprint the keys (crunch._keycheck)
+        self.all_keys: Any = ()  # a key per position, as the unit opened
 
     def start(self, job: Job, unit: Any) -> None:
         self.records = job.records
         self.keys_known = not job.records and not isinstance(unit, _UNITS_WITH_OWN_KEYS)
+        self.unique = job.key_field is not None
 
     def outcome(self, done: int) -> UnitOutcome:
         """The outcome of positions ``[0, done)`` (all of them, or a salvaged prefix)."""
@@ -135,11 +150,22 @@ class Progress:
         failures = self.failures
         if failures is not None:
             failures = {p: f for p, f in failures.items() if p < done} or None
+        prints = None
+        if self.unique:
+            from crunch._keycheck import fingerprints
+
+            keys = self.all_keys[:done]
+            if skipped:
+                gone = set(skipped)
+                keys = [k for p, k in enumerate(keys) if p not in gone]
+            prints = fingerprints(keys)
         if self.records:
             records = self.values[:items]
             blob, failures = encode_records(records, failures, skipped)
             total = sum(r["seconds"] for r in records)
-            return UnitOutcome(done, total, failures, skipped or None, None, None, None, blob)
+            return UnitOutcome(
+                done, total, failures, skipped or None, None, None, None, blob, prints
+            )
         seconds = self.seconds[:items]
         return UnitOutcome(
             done,
@@ -150,6 +176,7 @@ class Progress:
             self.values[:items],
             seconds,
             None,
+            prints,
         )
 
 
@@ -171,6 +198,7 @@ def run_unit(
     acc = progress if progress is not None else Progress()
     acc.start(job, unit)
     keys, items, clean = unit.open(job)
+    acc.all_keys = keys
     view = getattr(lane, "view", None)
     if clean and attempts is None and timeout is None and view is not None:
         done = _run_lean(job.fn, keys, items, lane, view, acc)
@@ -318,6 +346,7 @@ async def arun_unit(
     clock = time.monotonic
     done = 0
     keys, items, _clean = unit.open(job)
+    acc.all_keys = keys
     try:
         for position, key, item in zip(itertools.count(), keys, items):
             start = clock()

@@ -241,13 +241,21 @@ class _Stream(Iterator[ItemResult]):
         keyed: bool = False,
         progress: Any = None,
         records: bool = False,
+        unique_keys: bool = False,
     ) -> None:
         from crunch.scheduler import Scheduler
 
         if config is None:
             config = prepare(fn, options or {})
         self.scheduler = Scheduler(
-            fn, items, config, keyed=keyed, key=key, init=init, records=records
+            fn,
+            items,
+            config,
+            keyed=keyed,
+            key=key,
+            init=init,
+            records=records,
+            unique_keys=unique_keys,
         )
         self.stats = self.scheduler.stats
         self.progress = progress if progress is not None else _progress(config, items, self.stats)

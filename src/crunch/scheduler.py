@@ -48,6 +48,7 @@ from typing import Any
 
 from crunch._failures import ItemFailure
 from crunch._feed import KeyFn, make_feed
+from crunch._keycheck import KeyCheck
 from crunch._retry import retryable
 from crunch._runner import UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
@@ -218,6 +219,7 @@ class Scheduler:
         init: Callable[[], Any] | None = None,
         backend: Backend | None = None,
         records: bool = False,
+        unique_keys: bool = False,
     ) -> None:
         self.config = config
         self.fn = fn
@@ -234,6 +236,8 @@ class Scheduler:
             key_field=getattr(items, "key_field", None),
             skip=getattr(items, "skip", None),
         )
+        # Keys must name one item each (--key): their fingerprints, checked at the end.
+        self.keycheck = KeyCheck() if unique_keys or self.job.key_field else None
         self.stats = RunStats()
         self.retry_on = frozenset(config.retry_on)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -437,6 +441,8 @@ class Scheduler:
             del self.early_done[chunk.id]
         if isinstance(outcome, Lost):
             return self._absorb_lost(chunk, outcome)
+        if self.keycheck is not None:
+            self._check_keys(chunk, outcome)
         not_started = len(chunk.unit) - outcome.done
         if not_started:
             self.stats.not_run += not_started
@@ -464,6 +470,14 @@ class Scheduler:
         held: list[tuple[int, _Held]] = []
         self._digest(chunk, outcome, held)
         return self._emit(held)
+
+    def _check_keys(self, chunk: _Chunk, outcome: UnitOutcome) -> None:
+        assert self.keycheck is not None
+        if outcome.prints is not None:
+            self.keycheck.add(outcome.prints)
+        elif chunk.keys is not None:  # keys the parent holds (input read line by line)
+            positions = item_positions(outcome)
+            self.keycheck.add_keys([chunk.keys[p] for p in positions])
 
     def _whole(self, chunk: _Chunk, outcome: UnitOutcome) -> Batch | RecordBatch:
         if outcome.blob is not None:
@@ -524,6 +538,8 @@ class Scheduler:
     def _absorb_lost(self, chunk: _Chunk, lost: Lost) -> list[Any]:
         held: list[tuple[int, _Held]] = []
         if lost.partial is not None:
+            if self.keycheck is not None:
+                self._check_keys(chunk, lost.partial)
             if lost.partial.items:
                 self.sizer.observe(lost.partial.items, lost.partial.total)
             self._digest(chunk, lost.partial, held)
@@ -555,6 +571,8 @@ class Scheduler:
             else chunk.unit.key_at(position, self.job)
         )
         result = self._failed(key, failure, seconds, tries)
+        if self.keycheck is not None:
+            self.keycheck.add_keys([key])
         line = None
         if self.records:
             from crunch._output import encode_result
