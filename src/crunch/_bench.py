@@ -91,8 +91,9 @@ class BenchReport:
 
     @property
     def fastest(self) -> str | None:
-        """The mode with the highest items/s (None when no mode could run)."""
-        timed = [t for t in self.timings if t.seconds is not None]
+        """The mode with the highest items/s among those where some item succeeded (None when
+        no mode could run, or every item failed: failing fast is no speed)."""
+        timed = [t for t in self.timings if t.seconds is not None and t.ok]
         if not timed:
             return None
         return min(timed, key=lambda t: t.seconds or 0.0).mode
@@ -100,7 +101,7 @@ class BenchReport:
     @property
     def fastest_at_scale(self) -> str | None:
         """The mode with the highest items/s once started (None when not estimated)."""
-        rated = [t for t in self.timings if t.steady_items_per_second is not None]
+        rated = [t for t in self.timings if t.steady_items_per_second is not None and t.ok]
         if not rated:
             return None
         return max(rated, key=lambda t: t.steady_items_per_second or 0.0).mode
@@ -128,7 +129,11 @@ class BenchReport:
             )
         fastest = self.fastest
         if fastest is None:
-            lines.append("fastest: none (no mode could run the task)")
+            if any(t.seconds is not None for t in self.timings):
+                why = "every item failed in every mode; crunch process on them shows why"
+            else:
+                why = "no mode could run the task"
+            lines.append(f"fastest: none ({why})")
             return "\n".join(lines)
         speedup = self.speedup(fastest)
         detail = f" ({speedup:.2f}x sync)" if speedup is not None else ""

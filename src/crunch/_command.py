@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import click
 import orjson
 
-from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, UsageError
+from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, OutputError, UsageError
 
 
 def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
@@ -60,6 +60,12 @@ def fail_usage(problems: list[str], command: str = "process") -> int:
     return UsageError.exit_code
 
 
+def _as_option(problem: str) -> str:
+    """``retry_on: ...`` (a RunConfig field) -> ``--retry-on: ...`` (the command's option)."""
+    field, sep, rest = problem.partition(":")
+    return f"--{field.replace('_', '-')}{sep}{rest}"
+
+
 def run_process(**o: Any) -> int:
     from crunch._combine import Regroup, TaskCall, expand
     from crunch._runner import is_async_task
@@ -87,8 +93,10 @@ def run_process(**o: Any) -> int:
         check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
     )
     if o["output"]:
+        from crunch._output import output_problem
         from crunch._own_files import output_problems
 
+        problems.extend(filter(None, [output_problem(o["output"])]))
         inputs = [*paths, *([jsonl_file] if jsonl_file else [])]
         problems.extend(
             output_problems(
@@ -129,7 +137,7 @@ def run_process(**o: Any) -> int:
     try:
         config = RunConfig.build(**settings)
     except ConfigError as exc:
-        problems.extend(f"--{p.replace('_', '-')}" for p in exc.problems)
+        problems.extend(_as_option(problem) for problem in exc.problems)
     if o["reduce_"] and task is not None and not task.reduces:
         problems.append(f"--reduce: task {task.name!r} has no combiner to reduce with")
     if o["reduce_"] and o["resume"]:
@@ -285,7 +293,7 @@ def _drive(
     regroup: Any,
     intake: Intake,
 ) -> int:
-    from crunch._output import RecordWriter, Summary, setup_logging
+    from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch.api import _Stream
     from crunch.exceptions import RunInterrupted
     from crunch.scheduler import RecordBatch
@@ -315,13 +323,17 @@ def _drive(
     out_path = o["output"]
     sink: BinaryIO | None
     if out_path:
-        sink = open(out_path, "ab" if o["resume"] else "wb")  # noqa: SIM115 - closed below
+        try:
+            sink = open_records(out_path, append=o["resume"])
+        except OutputError as exc:
+            click.echo(f"crunch: error: {exc}", err=True)
+            return exc.exit_code
     else:
         sink = None if reduce_ else sys.stdout.buffer
     intake.own.add(sys.stdout.buffer)  # when it is a regular file (``> FILE``)
     if out_path and sink is not None:
         intake.own.add(sink, out_path)
-    writer = RecordWriter(sink) if sink is not None else None
+    writer = RecordWriter(sink, out_path or "standard output") if sink is not None else None
     log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -333,6 +345,7 @@ def _drive(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     stopped = ""
+    unrecorded = False
     started = time.monotonic()
     try:
         for delivered in stream.batches():
@@ -356,6 +369,7 @@ def _drive(
     except CrunchError as exc:
         click.echo(f"crunch: error: {exc}", err=True)
         status = exc.exit_code
+        unrecorded = isinstance(exc, OutputError)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -367,6 +381,8 @@ def _drive(
     seconds = time.monotonic() - started
     stats = stream.stats
     not_run = stats.not_run + (regroup.pending() if regroup is not None else 0)
+    if unrecorded:  # the records could not be written: what has none is for --resume
+        not_run = max(not_run, stats.found - summary.records)
     if reduce_ and regroup is not None and status == 0:
         sys.stdout.buffer.write(orjson.dumps(regroup.result(), option=orjson.OPT_NON_STR_KEYS))
         sys.stdout.buffer.write(b"\n")
@@ -456,20 +472,25 @@ def _log_failures(log: Any, failures: Iterable[Any]) -> None:
 def run_bench(**o: Any) -> int:
     from crunch import _bench
     from crunch._combine import TaskCall
+    from crunch._output import output_problem
     from crunch.config import default_workers
     from crunch.sources import check_paths, walk
 
     problems = check_paths(list(o["paths"]))
     task, options = resolve_task_and_options(o, problems)
+    if o["plot"]:
+        problems.extend(filter(None, [output_problem(o["plot"], "--plot")]))
     if problems or task is None:
-        return fail_usage(problems)
+        return fail_usage(problems, "bench")
     items = [
         item
         for _key, item in itertools.islice(walk(list(o["paths"]), globs=o["globs"]), 100_000)
         if isinstance(item, Path)
     ]
     if not items:
-        return fail_usage(["no input files found"])
+        shown = ", ".join(o["paths"])
+        globs = f" matching {', '.join(o['globs'])}" if o["globs"] else ""
+        return fail_usage([f"no input files{globs} under {shown}"], "bench")
     sample = _bench.sample(items, o["sample"], seed=0)
     workers = o["workers"] or default_workers()
     try:
@@ -484,5 +505,9 @@ def run_bench(**o: Any) -> int:
         except UsageError as exc:
             click.echo(f"crunch: error: {exc}", err=True)
             return exc.exit_code
+        except OSError as exc:
+            error = OutputError(f"--plot {o['plot']}: {os.strerror(exc.errno or 0) or exc}")
+            click.echo(f"crunch: error: {error}", err=True)
+            return error.exit_code
         click.echo(f"plot written to {o['plot']}", err=True)
-    return 0
+    return 0 if report.fastest is not None else ItemFailedError.exit_code

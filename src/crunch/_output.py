@@ -13,7 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import stat
 import sys
 from collections.abc import Iterable
 from typing import Any, BinaryIO, TextIO
@@ -21,6 +24,7 @@ from typing import Any, BinaryIO, TextIO
 from crunch._failures import ItemFailure
 from crunch._jsonline import dumps, non_finite
 from crunch._tally import Tally
+from crunch.exceptions import OutputError
 from crunch.results import ItemResult
 
 
@@ -81,9 +85,61 @@ def _failed(result: ItemResult, failure: ItemFailure) -> tuple[bytes, ItemResult
     return dumps(bad.as_record()) + b"\n", bad
 
 
+def output_problem(path: str, option: str = "-o") -> str | None:
+    """Why the file ``path`` (given as ``option``) cannot be written, found without touching
+    it; None when it looks fine.
+
+    Only what can be known beforehand: a missing or unwritable directory, an unwritable file. A
+    file that opens but refuses writes (``/dev/full``, ``/proc/version``) fails at the first
+    write, as ``OutputError``.
+    """
+    if os.path.isdir(path):
+        return f"{option} {path}: is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else f"{option} {path}: permission denied"
+    parent = os.path.dirname(path) or "."
+    if not os.path.exists(parent):
+        return f"{option} {path}: no such directory {parent!r}"
+    if not os.path.isdir(parent):
+        return f"{option} {path}: {parent!r} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{option} {path}: permission denied (cannot create a file in {parent!r})"
+    return None
+
+
+def open_records(path: str, *, append: bool) -> BinaryIO:
+    """Open ``-o path`` for the records (unbuffered: ``RecordWriter`` writes whole batches)."""
+    try:
+        return open(path, "ab" if append else "wb", buffering=0)
+    except OSError as exc:
+        raise OutputError(f"-o {path}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 class RecordWriter:
-    def __init__(self, stream: BinaryIO) -> None:
+    """Writes each batch of records with as few ``write`` calls as the system allows.
+
+    When a write fails (a full disk, a device that refuses writes), a regular file is cut back
+    to the end of the last whole batch, so it holds only whole records, and ``OutputError``
+    says how many: ``--resume`` then runs the rest. A broken pipe (the reader went away) is
+    raised as it is.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str = "standard output") -> None:
         self.stream = stream
+        self.name = name
+        self.records = 0
+        self.fd: int | None
+        try:
+            stream.flush()
+            self.fd = stream.fileno()
+            self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except (AttributeError, OSError, ValueError):  # no descriptor: an in-memory stream
+            self.fd = None
+            self.regular = False
 
     def write(self, results: Iterable[ItemResult]) -> list[ItemResult]:
         """Write one line per result; returns the results as recorded."""
@@ -94,9 +150,37 @@ class RecordWriter:
             lines.append(line)
             recorded.append(as_recorded)
         if lines:
-            self.stream.write(b"".join(lines))
-            self.stream.flush()
+            self._put(b"".join(lines))
+            self.records += len(lines)
         return recorded
+
+    def _put(self, data: bytes) -> None:
+        fd = self.fd
+        if fd is None:
+            self.stream.write(data)
+            self.stream.flush()
+            return
+        start = os.lseek(fd, 0, os.SEEK_CUR) if self.regular else None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                    os.lseek(fd, start, os.SEEK_SET)
+            if start is None and view.nbytes < len(data):  # a pipe: what went cannot come back
+                state = f"{self.records} records went out whole, then part of one more"
+            elif self.records:
+                state = f"the {self.records} records written before are whole"
+            else:
+                state = "no record was written"
+            raise OutputError(
+                f"writing the records to {self.name} failed: {_reason(exc)}; {state}"
+            ) from None
 
 
 class Summary(Tally):

@@ -29,9 +29,46 @@ def registered() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def all_tasks() -> list[Task]:
-    """Every registered task, loaded, in name order."""
-    return [_as_task(name, ep.load()) for name, ep in sorted(registered().items())]
+def all_tasks() -> tuple[list[Task], list[str]]:
+    """Every registered task that loads, in name order, and a message for each that does not."""
+    tasks: list[Task] = []
+    broken: list[str] = []
+    for name, ep in sorted(registered().items()):
+        try:
+            tasks.append(_load_registered(name, ep))
+        except UsageError as exc:
+            broken.append(str(exc))
+    return tasks, broken
+
+
+def _load_registered(name: str, ep: Any) -> Task:
+    """The task of entry point ``ep``; ``UsageError`` in one line when its plugin is broken."""
+    try:
+        obj = ep.load()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the plugin raised
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        source = f"entry point {ep.value!r}" + (f" of {dist!r}" if dist else "")
+        raise UsageError(
+            f"task {name!r}: its plugin ({source}) cannot be loaded: {_failure_text(exc)}"
+        ) from None
+    return _as_task(name, obj)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """``Type: message (file.py, line N)``, on one line, for an error raised while importing."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, SyntaxError):
+        return text  # its message names the file and line already
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:  # the deepest frame of real source: where the module raised
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith("<"):
+            where = f"{Path(filename).name}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    if where is not None and not isinstance(exc, ModuleNotFoundError):
+        text += f" ({where})"
+    return text
 
 
 def resolve_task(spec: str) -> Task:
@@ -41,12 +78,12 @@ def resolve_task(spec: str) -> Task:
         if spec not in tasks:
             known = sorted(tasks)
             close = difflib.get_close_matches(spec, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(
-                f"unknown task {spec!r}{hint} Known tasks: {', '.join(known)}. "
-                "Or give module:function or path/to/file.py:function."
+                f"unknown task {spec!r}{hint}. Known tasks: {', '.join(known)}; "
+                "or give module:function or path/to/file.py:function"
             )
-        return _as_task(spec, tasks[spec].load())
+        return _load_registered(spec, tasks[spec])
     return _as_task(spec, load_callable(spec, what="task"))
 
 
@@ -60,12 +97,19 @@ def load_callable(spec: str, *, what: str) -> Any:
         if not path.is_file():
             raise UsageError(f"{what} {spec!r}: no such file {target!r}")
         function = FileFunction(str(path.resolve()), name)
-        function.load()  # fail now, in the parent, if the file or the name is wrong
+        try:
+            function.load()  # fail now, in the parent, if the file or the name is wrong
+        except UsageError as exc:
+            raise UsageError(f"{what} {spec!r}: {exc}") from None
         return function
     try:
         module = importlib.import_module(target)
     except ImportError as exc:
-        raise UsageError(f"{what} {spec!r}: cannot import module {target!r}: {exc}") from exc
+        raise UsageError(f"{what} {spec!r}: cannot import module {target!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the module raised
+        raise UsageError(
+            f"{what} {spec!r}: importing module {target!r} failed: {_failure_text(exc)}"
+        ) from None
     try:
         return getattr(module, name)
     except AttributeError:
@@ -91,9 +135,9 @@ def _load_file_module(path: str) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the file raised
         del sys.modules[module_name]
-        raise UsageError(f"loading {path!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise UsageError(f"loading {path!r} failed: {_failure_text(exc)}") from None
     return module
 
 

@@ -44,7 +44,8 @@ Examples:
 
 \b
 Exit status: 0 all ok; 1 some items failed (or --max-failures halted the run);
-2 usage or input error; 130 after Ctrl-C; 143 after SIGTERM.
+2 usage or input error, or the records cannot be written (a full disk: the records
+written stay whole, --resume runs the rest); 130 after Ctrl-C; 143 after SIGTERM.
 A task given as a module or file is imported and run: only run tasks you trust.
 """
 
@@ -177,14 +178,19 @@ def tasks() -> None:
     """List the available tasks: what each does, whether it splits files and reduces."""
     from crunch._taskspec import all_tasks
 
+    loaded, broken = all_tasks()
     rows = [
         (t.name, "yes" if t.splits else "no", "yes" if t.reduces else "no", t.summary)
-        for t in all_tasks()
+        for t in loaded
     ]
     width = max((len(r[0]) for r in rows), default=4)
     click.echo(f"{'TASK':<{width}}  SPLITS  REDUCES  DESCRIPTION")
     for name, splits, reduces, summary in rows:
         click.echo(f"{name:<{width}}  {splits:<6}  {reduces:<7}  {summary}")
+    for problem in broken:  # the others are listed; these are named, and the status says so
+        click.echo(f"crunch: error: {problem}", err=True)
+    if broken:
+        sys.exit(2)
 
 
 @main.command(
@@ -213,8 +219,16 @@ def gen(directory: str, kind: str, files: int, seed: int, size: str) -> None:
         total = parse_size(size)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--size") from exc
-    paths = generate(directory, kind, files=files, seed=seed, size=total)
-    written = sum(p.stat().st_size for p in paths)
+    try:
+        paths = generate(directory, kind, files=files, seed=seed, size=total)
+        written = sum(p.stat().st_size for p in paths)
+    except OSError as exc:
+        import os
+
+        where = f" ({exc.filename})" if exc.filename and exc.filename != directory else ""
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        click.echo(f"crunch: error: {directory}: {reason}{where}", err=True)
+        sys.exit(2)
     click.echo(f"wrote {len(paths)} files, {written:,} bytes, under {directory}", err=True)
 
 

@@ -11,6 +11,8 @@ rooted at ``CrunchError`` so a caller can catch crunch's own errors in one place
     |   +-- MissingExtraError                      an optional extra (dask, plot) is not installed
     |   +-- WorkerStartError                       workers could not load the task, or --init
     |                                              failed or killed them
+    +-- OutputError                  exit_code 2   the records cannot be written: a bad -o path,
+    |                                              a full disk (the records before stay whole)
     +-- SourceError                  exit_code 1   the input iterable itself raised mid-run
     +-- ItemFailedError              exit_code 1   one item's Failure, raised on request
     |                                              (BatchResult.raise_for_failures groups them)
@@ -57,6 +59,12 @@ class MissingExtraError(UsageError):
 
 class WorkerStartError(UsageError):
     """Workers could not load the task, or its initializer failed: the run cannot go on."""
+
+
+class OutputError(CrunchError):
+    """The command cannot write its records (the ``-o`` path, or the disk is full)."""
+
+    exit_code = 2
 
 
 class SourceError(CrunchError):
