@@ -5,35 +5,31 @@
     for r in crunch.imap(fn, items, workers=8): ...   # streaming, bounded memory
     async for r in crunch.amap(fn, items): ...        # the same, for async code
 
-Importing crunch stays light: the engine, pydantic, click, tqdm and dask load when used.
+Importing crunch is nearly free: every public name is loaded when first used, so the engine,
+pydantic, click, tqdm and dask load only for what a program does, and the ``crunch`` command
+handles a Ctrl-C from its first milliseconds (see ``crunch._entry``).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
-
-from crunch.api import amap, imap, run
-from crunch.exceptions import (
-    ConfigError,
-    CrunchError,
-    ItemFailedError,
-    MissingExtraError,
-    RunInterrupted,
-    SourceError,
-    TaskNotImportableError,
-    UsageError,
-    WorkerStartError,
-)
-from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from crunch.api import amap, imap, run
     from crunch.config import RunConfig
+    from crunch.exceptions import (
+        ConfigError,
+        CrunchError,
+        ItemFailedError,
+        MissingExtraError,
+        RunInterrupted,
+        SourceError,
+        TaskNotImportableError,
+        UsageError,
+        WorkerStartError,
+    )
+    from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
 
-try:
-    __version__ = version("crunch")
-except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-    __version__ = "0.0.0"
+    __version__: str
 
 __all__ = [
     "BatchResult",
@@ -56,11 +52,50 @@ __all__ = [
     "run",
 ]
 
+# Where each public name lives.
+_HOMES = {
+    "run": "api",
+    "imap": "api",
+    "amap": "api",
+    "RunConfig": "config",
+    "BatchResult": "results",
+    "Failure": "results",
+    "InvalidItem": "results",
+    "ItemResult": "results",
+    **dict.fromkeys(
+        (
+            "ConfigError",
+            "CrunchError",
+            "ItemFailedError",
+            "MissingExtraError",
+            "RunInterrupted",
+            "SourceError",
+            "TaskNotImportableError",
+            "UsageError",
+            "WorkerStartError",
+        ),
+        "exceptions",
+    ),
+}
 
-def __getattr__(name: str) -> Any:
-    # RunConfig pulls in pydantic; load it only when asked for.
-    if name == "RunConfig":
-        from crunch.config import RunConfig
 
-        return RunConfig
-    raise AttributeError(f"module 'crunch' has no attribute {name!r}")
+def __getattr__(name: str) -> object:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: object = version("crunch")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+            value = "0.0.0"
+    elif name in _HOMES:
+        from importlib import import_module
+
+        value = getattr(import_module(f"crunch.{_HOMES[name]}"), name)
+    else:
+        raise AttributeError(f"module 'crunch' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
