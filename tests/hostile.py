@@ -14,6 +14,9 @@ A new case is one line in a table. The tables:
 - ``OVERLAPS``: PATHs that name files more than once (repeated, nested, through links): one
   item per file, under the key met first, and ``--resume`` has nothing more to do (README,
   "Inputs"). They run in the tree ``OVERLAP_TREE`` builds.
+- ``STOPS``: stop signals (SIGINT, SIGTERM, SIGHUP), to crunch alone or to its whole process
+  group, at one moment of a run, in the modes listed; ``test_stop_signals.py`` says what each
+  moment must give (README, "Exit status" and "What crunch guarantees").
 
 This module is also a task module: workers import it for ``hostile:value``.
 """
@@ -21,6 +24,7 @@ This module is also a task module: workers import it for ``hostile:value``.
 from __future__ import annotations
 
 import math
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,4 +260,36 @@ OVERLAPS = [
     ),
     Overlapping("on-both-sides-of-stdin", ("d", "-", "d/sub"), _D, stdin=b""),
     Overlapping("followed-links-lead-back-in", ("d", "link-d", "--follow-symlinks"), _D),
+]
+
+
+# ------------------------------------------------------------------------------- stop signals
+@dataclass(frozen=True)
+class Stop:
+    id: str
+    signum: int
+    to: str  # "group": crunch's whole process group (a terminal, `timeout`, systemd);
+    #          "crunch": crunch alone; "thread": crunch, delivered to a thread other than
+    #          its main one (the kernel picks any thread that does not block the signal)
+    moment: str  # "start-up", "in-flight", "hung", "no-input" or "crash-storm"
+    modes: tuple[str, ...]
+
+
+LOCAL = ("process", "thread", "async", "sync")
+TERM, INT, HUP = signal.SIGTERM, signal.SIGINT, signal.SIGHUP
+
+STOPS = [
+    Stop("term-group-in-flight", TERM, "group", "in-flight", LOCAL),
+    Stop("int-group-in-flight", INT, "group", "in-flight", ("process", "async")),
+    Stop("hup-crunch-in-flight", HUP, "crunch", "in-flight", ("process", "thread")),
+    Stop("hup-group-in-flight", HUP, "group", "in-flight", ("process",)),
+    Stop("term-group-hung", TERM, "group", "hung", LOCAL),
+    Stop("int-crunch-hung", INT, "crunch", "hung", ("process",)),
+    Stop("term-thread-hung", TERM, "thread", "hung", LOCAL),
+    Stop("term-crunch-no-input", TERM, "crunch", "no-input", ("process", "thread")),
+    Stop("int-group-no-input", INT, "group", "no-input", ("async",)),
+    Stop("term-crunch-crash-storm", TERM, "crunch", "crash-storm", ("process",)),
+    Stop("int-group-start-up", INT, "group", "start-up", ("process",)),
+    Stop("term-group-start-up", TERM, "group", "start-up", ("thread",)),
+    Stop("hup-crunch-start-up", HUP, "crunch", "start-up", ("process",)),
 ]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import processes_with_session, read_records, start
+from helpers import processes_with_session, read_records, start, worker_pids
 
 ITEMS = 300
 
@@ -33,6 +33,14 @@ def wait_for_records(path: Path, at_least: int, timeout: float = 30.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"fewer than {at_least} records in {path} after {timeout} s")
+
+
+def wait_for_workers(pid: int, count: int, timeout: float = 60.0) -> None:
+    """Until ``pid`` has ``count`` process-mode workers (start-up is slow on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while len(worker_pids(pid)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} workers after {timeout} s"
+        time.sleep(0.05)
 
 
 def assert_session_gone(sid: int, timeout: float = 10.0) -> None:
@@ -130,7 +138,8 @@ def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
         "--grace",
         "60",
     )
-    time.sleep(2.0)  # let the workers start their 20 s items
+    wait_for_workers(proc.pid, 2)
+    time.sleep(1.0)  # let the workers start their 20 s items
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.5)
     began = time.monotonic()

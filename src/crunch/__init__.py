@@ -6,31 +6,32 @@
     async for r in crunch.amap(fn, items): ...        # the same, for async code
     crunch.imap(fn, crunch.jsonl("records.jsonl"))     # workers read and decode the lines
 
-Importing crunch stays light: the engine, pydantic, click, tqdm and dask load when used.
+Importing crunch is nearly free: every public name is loaded when first used, so the engine,
+pydantic, click, tqdm and dask load only for what a program does, and the ``crunch`` command
+handles a Ctrl-C from its first milliseconds (see ``crunch._entry``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from crunch.api import amap, imap, run
-from crunch.exceptions import (
-    ConfigError,
-    CrunchError,
-    ItemFailedError,
-    MissingExtraError,
-    RunInterrupted,
-    SourceError,
-    TaskNotImportableError,
-    UsageError,
-    WorkerStartError,
-)
-from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from crunch.api import amap, imap, run
     from crunch.config import RunConfig
+    from crunch.exceptions import (
+        ConfigError,
+        CrunchError,
+        ItemFailedError,
+        MissingExtraError,
+        RunInterrupted,
+        SourceError,
+        TaskNotImportableError,
+        UsageError,
+        WorkerStartError,
+    )
+    from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
     from crunch.sources import files, jsonl
 
+    __version__: str
 
 __all__ = [
     "BatchResult",
@@ -55,23 +56,52 @@ __all__ = [
     "run",
 ]
 
+# Where each public name lives.
+_HOMES = {
+    "run": "api",
+    "imap": "api",
+    "amap": "api",
+    "RunConfig": "config",
+    "jsonl": "sources",
+    "files": "sources",
+    "BatchResult": "results",
+    "Failure": "results",
+    "InvalidItem": "results",
+    "ItemResult": "results",
+    **dict.fromkeys(
+        (
+            "ConfigError",
+            "CrunchError",
+            "ItemFailedError",
+            "MissingExtraError",
+            "RunInterrupted",
+            "SourceError",
+            "TaskNotImportableError",
+            "UsageError",
+            "WorkerStartError",
+        ),
+        "exceptions",
+    ),
+}
 
-def __getattr__(name: str) -> Any:
-    # importlib.metadata costs more to import than most of crunch: read the version on demand.
+
+def __getattr__(name: str) -> object:
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version("crunch")
+            value: object = version("crunch")
         except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-            return "0.0.0"
-    # RunConfig pulls in pydantic, the sources orjson and re; load them only when asked for.
-    if name == "RunConfig":
-        from crunch.config import RunConfig
+            value = "0.0.0"
+    elif name in _HOMES:
+        from importlib import import_module
 
-        return RunConfig
-    if name in ("jsonl", "files"):
-        from crunch import sources
+        value = getattr(import_module(f"crunch.{_HOMES[name]}"), name)
+    else:
+        raise AttributeError(f"module 'crunch' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return getattr(sources, name)
-    raise AttributeError(f"module 'crunch' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,6 +1,6 @@
 """``python -m crunch``: the same as the ``crunch`` command."""
 
-from crunch.cli import main
+from crunch._entry import main
 
 if __name__ == "__main__":
     main()

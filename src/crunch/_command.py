@@ -21,6 +21,10 @@ import orjson
 
 from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, OutputError, UsageError
 
+# The exit status when the reader of standard output goes away: 128 + SIGPIPE, what a shell
+# reports for `yes` or `cat` in `... | head -1` (README, exit statuses).
+READER_GONE = 128 + signal.SIGPIPE
+
 
 def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str, Any]:
     """``-O KEY=VALUE`` pairs; a value is JSON when it parses as JSON, else the plain string."""
@@ -144,6 +148,9 @@ def run_process(**o: Any) -> int:
         problems.append("--reduce cannot be used with --resume: the total needs every item")
     if o["resume"] and not o["output"]:
         problems.append("--resume needs -o FILE (the records to resume from)")
+    if o["stdout"] is None and (o["reduce_"] or not o["output"]):
+        why = "--reduce prints its value there" if o["reduce_"] else "give -o FILE for the records"
+        problems.append(f"standard output is closed: {why}")
     if task is not None and is_async_task(task.fn) and o["mode"] != "async":
         problems.append(
             f"--task {o['task_spec']!r} is an async def function: run it with --mode async"
@@ -230,10 +237,11 @@ class Intake:
 def _entries(
     o: dict[str, Any], done: set[Any], spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
+    from crunch._streams import stdin_binary
     from crunch.sources import jsonl_items, stdin_paths, walk
 
     if o["jsonl_file"]:
-        jsonl = sys.stdin.buffer if o["jsonl_file"] == "-" else o["jsonl_file"]
+        jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
         source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
     else:
         source = _paths(o, walk, stdin_paths, spool, intake)
@@ -257,6 +265,7 @@ def _spooled(
 def _paths(
     o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
+    from crunch._streams import stdin_binary
     from crunch.sources import Overlap
 
     walk_options = {
@@ -279,7 +288,7 @@ def _paths(
         if roots:
             yield from _spooled(walk(roots, **walk_options), roots, spool)
             roots = []
-        yield from stdin_paths(sys.stdin.buffer, null=o["null"], leave_out=intake.own)
+        yield from stdin_paths(stdin_binary(), null=o["null"], leave_out=intake.own)
     if roots:
         yield from _spooled(walk(roots, **walk_options), roots, spool)
 
@@ -295,7 +304,7 @@ def _drive(
 ) -> int:
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch.api import _Stream
-    from crunch.exceptions import RunInterrupted
+    from crunch.exceptions import STOP_SIGNALS, RunInterrupted
     from crunch.scheduler import RecordBatch
 
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
@@ -321,28 +330,36 @@ def _drive(
     summary = Summary()
     reduce_ = o["reduce_"]
     out_path = o["output"]
+    stdout: BinaryIO | None = o["stdout"]
+    signals = 0
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.warning("run.stopping", signal=signal.Signals(signum).name, grace=config.grace)
+        stream.scheduler.request_stop(signum, immediate=signals > 1)
+
+    # From here on a stop signal stops the run (grace, then the summary); before, it ended
+    # crunch at once (see crunch._entry). The -o file is opened only under these handlers.
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     sink: BinaryIO | None
     if out_path:
         try:
             sink = open_records(out_path, append=o["resume"])
         except OutputError as exc:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             click.echo(f"crunch: error: {exc}", err=True)
             return exc.exit_code
     else:
-        sink = None if reduce_ else sys.stdout.buffer
-    intake.own.add(sys.stdout.buffer)  # when it is a regular file (``> FILE``)
+        sink = None if reduce_ else stdout
+    if stdout is not None:
+        intake.own.add(stdout)  # when it is a regular file (``> FILE``)
     if out_path and sink is not None:
         intake.own.add(sink, out_path)
     writer = RecordWriter(sink, out_path or "standard output") if sink is not None else None
     log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        first = stream.stats.stop_signal is None
-        if first:
-            log.warning("run.stopping", signal=signal.Signals(signum).name, grace=config.grace)
-        stream.scheduler.request_stop(signum, immediate=not first)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     stopped = ""
     unrecorded = False
@@ -350,9 +367,8 @@ def _drive(
     try:
         for delivered in stream.batches():
             if type(delivered) is RecordBatch:
-                if sink is not None:
-                    sink.write(delivered.blob)
-                    sink.flush()
+                if writer is not None:
+                    writer.write_encoded(delivered.blob, len(delivered))
                 summary.count(delivered.ok, delivered.failures, delivered.retried)
                 _log_failures(log, delivered.failures)
                 continue
@@ -363,6 +379,10 @@ def _drive(
                 batch = writer.write(batch)
             summary.add(batch)
             _log_failures(log, [r for r in batch if not r.ok])
+    except BrokenPipeError:
+        # The reader of the records went away (`crunch process ... | head -1`): stop now,
+        # quietly, as `cat` and `yes` do (README, exit statuses).
+        status = READER_GONE
     except RunInterrupted as exc:
         status = exc.exit_code
         stopped = signal.Signals(exc.signum).name
@@ -371,22 +391,27 @@ def _drive(
         status = exc.exit_code
         unrecorded = isinstance(exc, OutputError)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         stream.close()
         if progress is not None:
             progress.close()
-        if sink is not None and sink is not sys.stdout.buffer:
+        if sink is not None and sink is not stdout:
             sink.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if status == READER_GONE:
+        return status
     seconds = time.monotonic() - started
     stats = stream.stats
     not_run = stats.not_run + (regroup.pending() if regroup is not None else 0)
     if unrecorded:  # the records could not be written: what has none is for --resume
         not_run = max(not_run, stats.found - summary.records)
     if reduce_ and regroup is not None and status == 0:
-        sys.stdout.buffer.write(orjson.dumps(regroup.result(), option=orjson.OPT_NON_STR_KEYS))
-        sys.stdout.buffer.write(b"\n")
-        sys.stdout.flush()
+        assert stdout is not None  # checked before the run
+        try:
+            stdout.write(orjson.dumps(regroup.result(), option=orjson.OPT_NON_STR_KEYS) + b"\n")
+            stdout.flush()
+        except BrokenPipeError:
+            return READER_GONE
     click.echo(
         summary.report(
             seconds=seconds,

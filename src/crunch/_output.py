@@ -154,6 +154,12 @@ class RecordWriter:
             self.records += len(lines)
         return recorded
 
+    def write_encoded(self, blob: bytes, records: int) -> None:
+        """Write ``records`` record lines the workers encoded already (one ``bytes``)."""
+        if blob:
+            self._put(blob)
+            self.records += records
+
     def _put(self, data: bytes) -> None:
         fd = self.fd
         if fd is None:

@@ -33,6 +33,7 @@ _SOFT_TIMEOUT: float | None = None
 HALT = 0  # table[0] != 0: stop starting new items
 SLOT_BASE = 1
 SLOT_WIDTH = 4  # pid, chunk id (-1 idle), item index, start time (time.monotonic)
+INITIALIZING = -2  # chunk id while the worker runs the user's initializer
 LOADING = -1  # item index while the chunk's items are being unpickled
 SENDING = -2  # item index while the chunk's outcome is being pickled
 
@@ -120,8 +121,11 @@ def init_process_worker(
     os.environ.clear()
     os.environ.update(environ)
 
+    from crunch.backends._groups import own_group
+
     # Ctrl-C reaches the whole foreground process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_group()  # what the task starts dies with this worker (see backends/_groups.py)
     _die_with_parent(parent)
     with counter.get_lock():
         _SLOT = int(counter.value)
@@ -136,10 +140,13 @@ def init_process_worker(
     try:
         _JOB = pickle.loads(job_bytes)
         if init is not None:
+            table[base + 1] = INITIALIZING  # a death now is the initializer's doing
             init()
         gc.freeze()  # what is loaded now lives as long as the worker: never scan it again
     except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
         _INIT_ERROR = startup_error_text(exc)
+    finally:
+        table[base + 1] = -1
 
 
 def _die_with_parent(parent: int) -> None:
@@ -153,22 +160,24 @@ def _die_with_parent(parent: int) -> None:
     import os
     import threading
 
+    from crunch.backends._groups import end_own_group
+
     def watch() -> None:
         try:
             fd = os.pidfd_open(parent)
         except ProcessLookupError:
-            os._exit(1)
+            end_own_group()
         except (AttributeError, OSError):  # pragma: no cover - no pidfd: poll instead
             while True:
                 time.sleep(1.0)
                 try:
                     os.kill(parent, 0)
                 except ProcessLookupError:
-                    os._exit(1)
+                    end_own_group()
         import select
 
         select.select([fd], [], [])
-        os._exit(1)
+        end_own_group()  # with whatever the task left running
 
     threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 

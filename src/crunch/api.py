@@ -16,6 +16,7 @@ import pickle
 import queue
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from crunch.scheduler import Batch
 
 CREDITS = 8  # result batches that may wait for the caller before the engine pauses
+# The longest the calling thread blocks at once while it waits for the engine. A signal meant
+# for the program can be delivered to any of its threads; Python runs the handler in the main
+# thread only, and only once that thread is out of a blocking wait. So the waits are short,
+# and a Ctrl-C or SIGTERM is acted on within this much, whatever the engine is doing.
+WAKE_EVERY = 0.1
 
 
 def run(
@@ -93,6 +99,10 @@ def amap(
     **options: Any,
 ) -> AsyncIterator[ItemResult]:
     """``imap`` for async code: ``async for result in crunch.amap(fn, items): ...``.
+
+    Leaving the loop early stops the run when the stream is dropped; ``async with
+    crunch.amap(...) as results:`` (or ``contextlib.aclosing``) stops it when the block ends,
+    its workers gone.
 
     ``async def`` tasks (mode ``async``) run on crunch's own event loop in a background thread,
     not on the caller's loop: they must not use objects bound to the caller's loop.
@@ -168,7 +178,8 @@ class _Engine:
         self.started = threading.Event()
         self.thread = threading.Thread(target=self._main, name="crunch-engine", daemon=True)
         self.thread.start()
-        self.started.wait()
+        while not self.started.wait(WAKE_EVERY):
+            pass
 
     def _main(self) -> None:
         loop = self.loop
@@ -205,12 +216,28 @@ class _Engine:
             with _suppress_closed():
                 self.loop.call_soon_threadsafe(self.credits.release)
 
-    def cancel(self) -> None:
+    def cancel(self, *, wait: bool = True) -> None:
         """The caller went away: stop now, kill the workers, wait for the engine to finish."""
         if self.task is not None:
             with _suppress_closed():
                 self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(30)
+        if wait:
+            join(self.thread, 30)
+
+
+def _get(results: queue.SimpleQueue[Any]) -> Any:
+    while True:
+        try:
+            return results.get(timeout=WAKE_EVERY)
+        except queue.Empty:
+            continue
+
+
+def join(thread: threading.Thread, timeout: float | None = None) -> None:
+    """``thread.join(timeout)``, in short waits (see ``WAKE_EVERY``)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+        thread.join(WAKE_EVERY)
 
 
 class _Failed:
@@ -289,7 +316,7 @@ class _Stream(Iterator[ItemResult]):
         if self.engine is None:
             self.engine = _Engine(self.scheduler, self.queue.put)
         try:
-            got = self.queue.get()
+            got = _get(self.queue)
         except BaseException:
             self.close()
             raise
@@ -306,7 +333,7 @@ class _Stream(Iterator[ItemResult]):
     def _end(self) -> None:
         self.finished = True
         if self.engine is not None:
-            self.engine.thread.join()
+            join(self.engine.thread)
         if self.progress is not None:
             self.progress.close()
 
@@ -370,10 +397,26 @@ class _AsyncStream(AsyncIterator[ItemResult]):
                 return result
 
     async def aclose(self) -> None:
+        """Stop early: cancel the engine, kill its workers, and wait until they are gone."""
         if not self.finished:
             self.finished = True
             if self.engine is not None:
                 await asyncio.to_thread(self.engine.cancel)
+
+    async def __aenter__(self) -> _AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # `break` out of `async for` does not close an async iterator. When the stream is
+        # dropped (at once, in CPython) the run stops all the same; this cannot wait in the
+        # caller's event loop, so the workers go a moment later, in the engine's thread.
+        engine = getattr(self, "engine", None)  # __init__ may have refused the run
+        if engine is not None and not self.finished:
+            self.finished = True
+            engine.cancel(wait=False)
 
 
 def _progress(config: Any, items: Iterable[Any], stats: Any) -> Any:

@@ -45,7 +45,8 @@ Examples:
 \b
 Exit status: 0 all ok; 1 some items failed (or --max-failures halted the run);
 2 usage or input error, or the records cannot be written (a full disk: the records
-written stay whole, --resume runs the rest); 130 after Ctrl-C; 143 after SIGTERM.
+written stay whole, --resume runs the rest); 130 after Ctrl-C; 143 after SIGTERM or
+SIGHUP; 141 when the reader of standard output goes away (crunch ... | head).
 A task given as a module or file is imported and run: only run tasks you trust.
 """
 
@@ -169,8 +170,13 @@ def process(**kwargs: Any) -> None:
     standard input. Every option can also be set as CRUNCH_<OPTION> in the environment.
     """
     from crunch._command import run_process
+    from crunch._streams import records_only
 
-    sys.exit(run_process(**kwargs))
+    # Records alone on standard output: whatever the task, its --init or their child processes
+    # write there goes to standard error, from before the task module is imported.
+    with records_only() as stdout:
+        status = run_process(stdout=stdout, **kwargs)
+    sys.exit(status)
 
 
 @main.command(epilog="\b\nExample:\n  crunch tasks")

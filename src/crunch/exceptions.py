@@ -16,7 +16,7 @@ rooted at ``CrunchError`` so a caller can catch crunch's own errors in one place
     +-- SourceError                  exit_code 1   the input iterable itself raised mid-run
     +-- ItemFailedError              exit_code 1   one item's Failure, raised on request
     |                                              (BatchResult.raise_for_failures groups them)
-    +-- RunInterrupted               exit_code 130 SIGINT (143 for SIGTERM) stopped the run
+    +-- RunInterrupted               exit_code 130 SIGINT (143 for SIGTERM, SIGHUP) stopped the run
 
 The command exits with the ``exit_code`` of the error that ended it (click's habit), so each
 exit status is written once, here.
@@ -80,10 +80,19 @@ class ItemFailedError(CrunchError):
         super().__init__(f"item {key!r} failed: {failure}")
 
 
+# The signals that stop a run the same way: grace for the items in flight, then the summary.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_status(signum: int) -> int:
+    """The exit status after a stop signal: 130 for SIGINT, 143 for SIGTERM and SIGHUP."""
+    return 130 if signum == signal.SIGINT else 128 + signal.SIGTERM
+
+
 class RunInterrupted(CrunchError):  # noqa: N818 - reads as what happened to the run
     """A signal stopped the run; the records of finished items were delivered."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
-        self.exit_code = 128 + signum
+        self.exit_code = stop_status(signum)
         super().__init__(f"interrupted by {signal.Signals(signum).name}")

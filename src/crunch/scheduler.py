@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import heapq
 import itertools
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -256,16 +258,26 @@ class Scheduler:
         self.killed = False
         self.retry_timer_at = 0.0
         self.background: set[asyncio.Task[None]] = set()
+        self.stop_lock = threading.RLock()  # RLock: a signal handler may interrupt its holder
+        self.early_stops: list[tuple[int, bool]] = []  # requested before the loop existed
 
     # ------------------------------------------------------------------ public face
     def request_stop(self, signum: int, *, immediate: bool = False) -> None:
-        """Thread-safe: stop starting items; kill the rest after ``grace`` (or now)."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._stop, signum, immediate)
+        """Thread-safe: stop starting items; kill the rest after ``grace`` (or now).
+
+        A request made before the run has started is kept and acted on as it starts; one made
+        after the run ended does nothing.
+        """
+        with self.stop_lock:
+            loop = self.loop
+            if loop is None:
+                self.early_stops.append((signum, immediate))
+                return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            loop.call_soon_threadsafe(self._stop, signum, immediate)
 
     async def results(self) -> AsyncIterator[Batch | RecordBatch]:
         """Run everything; yield result batches as chunks finish (in input order if asked)."""
-        self.loop = asyncio.get_running_loop()
         config = self.config
         feed = make_feed(
             self.items,
@@ -285,6 +297,11 @@ class Scheduler:
                 scheduler=config.scheduler,
             )
         backend = self.backend
+        with self.stop_lock:
+            self.loop = asyncio.get_running_loop()
+            early, self.early_stops = self.early_stops, []
+        for signum, immediate in early:
+            self._stop(signum, immediate)
         fixed = None if config.chunk_size == "auto" else int(config.chunk_size)
         sized = feed.remaining()
         if sized is not None:

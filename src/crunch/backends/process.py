@@ -17,6 +17,9 @@ Actors
   forking a process with threads can copy a held lock into the child and deadlock it, so
   workers are forked from a single-threaded server instead. It is also much cheaper than
   ``spawn`` per worker, since the server has ``crunch._worker`` preloaded.
+- process groups (``_groups``): the forkserver leaves crunch's process group as it starts,
+  so a signal sent to that whole group reaches crunch alone, and each worker leads a group of
+  its own, so killing a worker (and shutting the pool down) kills what its task left running.
 - the watchdog (``check_timeouts``): an item past ``timeout`` is first interrupted inside the
   worker by a soft timer (SIGALRM, raising into the task); one stuck in C code past the hard
   limit gets its worker SIGKILLed, and is blamed as a timeout.
@@ -52,6 +55,7 @@ from crunch._transit import decode_outcome, dump_items
 from crunch._units import Job
 from crunch._worker import (
     HALT,
+    INITIALIZING,
     LOADING,
     SLOT_BASE,
     SLOT_WIDTH,
@@ -60,6 +64,7 @@ from crunch._worker import (
     slot_offset,
 )
 from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
+from crunch.backends._groups import kill_leftovers, kill_worker, start_forkserver
 from crunch.backends._startmain import mentions_main, without_main
 from crunch.exceptions import WorkerStartError
 
@@ -99,7 +104,8 @@ class ProcessBackend(Backend):
         self.timeout = timeout
         self.hard_timeout = None if timeout is None else hard_limit(timeout)
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["crunch._worker"])
+        # The server starts in a process group of its own, with crunch._worker loaded.
+        self.ctx.set_forkserver_preload(["crunch.backends._forkserver_preload"])
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ProcessPoolExecutor | None = None
         self.table: Any = None
@@ -118,6 +124,7 @@ class ProcessBackend(Backend):
     # ------------------------------------------------------------------ pool life cycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        start_forkserver()  # before the pool's semaphores start the resource tracker
         self._open_pool()
         self.health = self.loop.create_task(self._watch_deaths())
 
@@ -256,8 +263,7 @@ class ProcessBackend(Backend):
             running = chunk >= 0 and index >= 0  # not loading or sending a chunk
             if running and now - started > self.hard_timeout and pid not in self.timeout_kills:
                 self.timeout_kills[pid] = now - started
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                kill_worker(pid)
 
     def _restart_for_main(self) -> None:
         """Replace the workers (started without ``__main__``) by ones that have it.
@@ -268,8 +274,7 @@ class ProcessBackend(Backend):
         """
         self.restarting = True
         for pid in {row[0] for row in self._rows()} | set(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            kill_worker(pid)
         self._broken(self.generation)
 
     def _broken(self, generation: int) -> None:
@@ -288,14 +293,23 @@ class ProcessBackend(Backend):
             killed_by_us |= set(procs) | {row[0] for row in self._rows()}
             self.restarting = False
         rows = self._rows()  # re-read: rows are final once every worker is gone
+        kill_leftovers({*procs, *(row[0] for row in rows)})
         exited = any(p.exitcode is not None and p.exitcode > 0 for p in procs.values())
-        if not rows and not kills and exited:
-            # No worker got as far as its initializer and one exited on its own: they fail
-            # while starting up (a signal from outside is another story), and a fresh pool
-            # will too. Stop with what we know instead of restarting pools forever.
+        # Workers that died in the user's initializer, of their own doing (os._exit, a crash).
+        init_deaths = [
+            procs[pid].exitcode
+            for pid, chunk, _, _ in rows
+            if chunk == INITIALIZING
+            and pid in procs
+            and pid not in killed_by_us
+            and procs[pid].exitcode not in (None, -signal.SIGTERM)
+        ]
+        if (not rows and not kills and exited) or init_deaths:
+            # Workers fail while starting up (a signal from outside is another story), and a
+            # fresh pool will too. Stop with what we know instead of restarting pools forever.
             self.startup_failures += 1
             if self.startup_failures >= STARTUP_FAILURES:
-                self._fail_all(broken, procs)
+                self._fail_all(broken, self._startup_error(procs, init_deaths))
                 return
         else:
             self.startup_failures = 0
@@ -340,15 +354,25 @@ class ProcessBackend(Backend):
             for chunk_id in list(self.inflight):  # submitted while we were recovering
                 self._send(chunk_id)
 
-    def _fail_all(self, broken: dict[int, Any], procs: dict[int, Any]) -> None:
+    def _startup_error(self, procs: dict[int, Any], init_deaths: list[int]) -> WorkerStartError:
+        if init_deaths:
+            how = ItemFailure.crash(init_deaths[0]).message
+            return WorkerStartError(
+                f"the init function {callable_name(self.init)} ended its worker process "
+                f"before any item ran: {how}; every worker runs it, so nothing can run"
+            )
         codes = sorted({p.exitcode for p in procs.values() if p.exitcode is not None})
-        error = WorkerStartError(
+        return WorkerStartError(
             f"worker processes died while starting, before running any item (exit codes "
             f"{codes}). Look above for their traceback. A script that starts crunch at import "
             "time must guard it with `if __name__ == '__main__':`, because workers import "
             "the main module."
         )
+
+    def _fail_all(self, broken: dict[int, Any], error: WorkerStartError) -> None:
         self.closing = True
+        if self.health is not None:
+            self.health.cancel()
         for _unit, _attempts, future in [*broken.values(), *self.inflight.values()]:
             if not future.done():
                 future.set_exception(error)
@@ -377,11 +401,11 @@ class ProcessBackend(Backend):
         if kill:
             self.halt()
             for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                kill_worker(pid)
             await asyncio.to_thread(_reap, pool, procs)
         else:
             await asyncio.to_thread(pool.shutdown, wait=True)
+        kill_leftovers({*pids, *procs})  # what the tasks started and left running
         for unit, _attempts, future in self.inflight.values():
             if not future.done():
                 future.set_result(Lost(rerun=range(len(unit))))
@@ -401,8 +425,7 @@ def _reap(pool: ProcessPoolExecutor, procs: dict[int, Any]) -> set[int]:
         for pid, proc in procs.items():
             if proc.exitcode is None:
                 killed.add(pid)
-                with contextlib.suppress(ProcessLookupError, AttributeError):
-                    proc.kill()
+                kill_worker(pid)
         done.join(REAP_GRACE)
     if done.is_alive():
         _unstick(pool)
@@ -438,3 +461,14 @@ def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
             time.sleep(0.001)
         except OSError:
             return
+
+
+def callable_name(fn: Any) -> str:
+    """``module:function`` (or ``path/file.py:function``), as ``--task`` and ``--init`` take it."""
+    path, name = getattr(fn, "path", None), getattr(fn, "name", None)
+    if isinstance(path, str) and isinstance(name, str):  # a function from a file
+        return f"{path}:{name}"
+    inner = getattr(fn, "func", fn)
+    qualname = getattr(inner, "__qualname__", None) or repr(inner)
+    module = getattr(inner, "__module__", None)
+    return f"{module}:{qualname}" if module else qualname
