@@ -213,3 +213,33 @@ def test_cli_unique_keys_pass_at_scale(tmp_path: Path) -> None:
     out, records = run_cli("--jsonl", str(path), "--key", "id", "--task", "dataplane_tasks:double")
     assert out.returncode == 0, out.stderr.decode()
     assert len(records) == 10_000
+
+
+def test_jsonl_ranges_hold_at_most_the_lines_asked_and_cover_the_file(tmp_path: Path) -> None:
+    """The parent's cuts: each range holds at most the lines asked for (the first chunks are
+    one line each, so short lines still spread over the workers), ranges follow each other
+    with the right first line numbers, and together they are the whole file."""
+    import random
+
+    from crunch._feed import JsonlFeed
+
+    for trial in range(60):
+        rng = random.Random(trial)
+        lines = ["x" * rng.randint(0, 200) for _ in range(rng.randint(1, 2000))]
+        data = ("\n".join(lines) + ("\n" if rng.random() < 0.7 else "")).encode()
+        path = tmp_path / f"t{trial}.jsonl"
+        path.write_bytes(data)
+        feed = JsonlFeed(str(path))
+        got: list[bytes] = []
+        first = 1
+        while (taken := feed.take(n := rng.choice([1, 2, 5, 300, 5000]))) is not None:
+            _seq, unit, _keys = taken
+            assert unit.lines <= n
+            assert unit.first_line == first
+            first += unit.lines
+            part = data[unit.start : unit.end].split(b"\n")
+            if part[-1] == b"":
+                part.pop()
+            assert len(part) == unit.lines
+            got.extend(part)
+        assert got == [line.encode() for line in lines]

@@ -224,7 +224,10 @@ class JsonlFeed(Feed):
                 self._finish()
                 return None
         lines = self.buffer.count(b"\n", 0, end)
-        if end == len(self.buffer) and self.eof and not self.buffer.endswith(b"\n"):
+        if lines > n:  # the guess took too much: cut after the n-th line (first chunks are
+            end = self._nth_line_end(n, end, lines)  # one line each, to spread the work)
+            lines = n
+        elif end == len(self.buffer) and self.eof and not self.buffer.endswith(b"\n"):
             lines += 1
         unit = JsonlUnit(self.path, self.offset, self.offset + end, self.line, lines)
         self.offset += end
@@ -235,6 +238,25 @@ class JsonlFeed(Feed):
         if self.eof and not self.buffer:
             self._finish()
         return unit.first_line - 1, unit, None
+
+    def _nth_line_end(self, n: int, end: int, lines: int) -> int:
+        """Where the n-th line of the buffer ends, knowing ``lines`` lines end by ``end``."""
+        buffer = self.buffer
+        if n <= 256:
+            position = -1
+            for _ in range(n):
+                position = buffer.find(b"\n", position + 1)
+            return position + 1
+        # Many lines: guess in proportion, then walk line by line the rest of the way.
+        cut = buffer.find(b"\n", max(0, end * n // lines - 1)) + 1
+        have = buffer.count(b"\n", 0, cut)
+        while have > n:
+            cut = buffer.rfind(b"\n", 0, cut - 1) + 1
+            have -= 1
+        while have < n:
+            cut = buffer.find(b"\n", cut) + 1
+            have += 1
+        return cut
 
     def _read(self, size: int) -> None:
         data = self.file.read(size)
