@@ -672,3 +672,26 @@ def test_ctrl_c_stops_quietly(tmp_path: Path) -> None:
     assert lister.returncode == 130
     assert out == b""
     assert err == b""
+
+
+def test_top_sets_how_much_is_listed() -> None:
+    none = report(GOLDEN.name, "--top", "0", cwd=DATA).stdout.decode()
+    assert "slowest" not in none
+    assert "  and 9 more groups (14 failures): --top N shows more" in none
+    two = report(GOLDEN.name, "--top", "2", cwd=DATA).stdout.decode()
+    assert "slowest 2:\n" in two
+    assert "  and 7 more groups (8 failures)" in two
+    doc = json.loads(report(GOLDEN.name, "--top", "2", "--format", "json", cwd=DATA).stdout)
+    assert len(doc["slowest"]) == 2
+    assert len(doc["failures"]) == 9  # the document has every group
+
+
+def test_crunch_null_in_the_environment_is_for_crunch_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CRUNCH_NULL=1 (for `crunch process - --null`) does not break a plain report."""
+    monkeypatch.setenv("CRUNCH_NULL", "1")
+    assert report(GOLDEN.name, cwd=DATA).returncode == 1  # the report, with its failures
+    assert report(GOLDEN.name, "--failed", cwd=DATA).stdout.count(b"\0") == 14
+    monkeypatch.delenv("CRUNCH_NULL")
+    assert report(GOLDEN.name, "--null", cwd=DATA).returncode == 2  # given, it is a mistake

@@ -267,11 +267,12 @@ class Report:
             f"failures by kind, type and message: {self.tally.failed} in {len(groups)} {noun}"
             " (numbers, paths, quoted values and hex folded)"
         ]
-        shown = groups[: self.top or len(groups)]
-        kind_w = max(len(g.kind) for g in shown)
-        type_w = max(len(g.type) for g in shown)
-        count_w = max(len(str(g.count)) for g in shown)
-        indent = " " * (2 + count_w + 2 + kind_w + 2 + type_w + 2)
+        shown = groups[: self.top]
+        if shown:
+            kind_w = max(len(g.kind) for g in shown)
+            type_w = max(len(g.type) for g in shown)
+            count_w = max(len(str(g.count)) for g in shown)
+            indent = " " * (2 + count_w + 2 + kind_w + 2 + type_w + 2)
         for g in shown:
             message = printable(g.shape) or "(no message)"
             out.append(f"  {g.count:>{count_w}}  {g.kind:<{kind_w}}  {g.type:<{type_w}}  {message}")
@@ -281,8 +282,9 @@ class Report:
             out.append(f"{indent}e.g. {examples}")
         rest = groups[len(shown) :]
         if rest:
+            more = "more group" if len(rest) == 1 else "more groups"
             out.append(
-                f"  and {len(rest)} more groups ({sum(g.count for g in rest)} failures):"
+                f"  and {len(rest)} {more} ({sum(g.count for g in rest)} failures):"
                 " --top N shows more, --format json all"
             )
         return out

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 MODES = ("process", "thread", "async", "sync", "dask")
 
@@ -298,9 +299,10 @@ With --failed: 0 once FILE is read, 1 if some failed key could not be printed.
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="How many slowest items and failure groups the text shows.",
+    help="How many slowest items to list, and failure groups to show in the text.",
 )
-def report(**kwargs: Any) -> None:
+@click.pass_context
+def report(ctx: click.Context, **kwargs: Any) -> None:
     """Say what a results file holds: totals, failures grouped by kind, type and message,
     the slowest items and the distribution of seconds.
 
@@ -309,4 +311,6 @@ def report(**kwargs: Any) -> None:
     """
     from crunch._report import run_report
 
+    if not kwargs["failed"] and ctx.get_parameter_source("null") is ParameterSource.ENVIRONMENT:
+        kwargs["null"] = False  # CRUNCH_NULL set for crunch process -: not a mistake here
     sys.exit(run_report(**kwargs))
