@@ -20,7 +20,7 @@ import pickle
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from crunch._failures import ItemFailure, startup_error_text
 from crunch._transit import Outcome, encode_outcome, load_items
@@ -172,6 +172,9 @@ _SLOT: int = -1  # this worker's slot index in it
 _FN: Callable[[Any], Any] | None = None
 _INIT_ERROR: str | None = None
 _SOFT_TIMEOUT: float | None = None
+_MAX_MEMORY: int | None = None  # the memory cap, in bytes (see crunch._memory)
+_METER: Any = None  # this worker's RSS meter, with a cap
+_CAN_LEAVE = False  # whether this worker can leave its pool cleanly (crunch._pool_reach)
 
 # Layout of the shared slot table: a flat array of doubles.
 HALT = 0  # table[0] != 0: stop starting new items
@@ -234,17 +237,57 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise ItemTimeout
 
 
-_OWN_CODE = frozenset({run_chunk.__code__, _ProcessLane.begin.__code__, _ProcessLane.end.__code__})
+class _CappedLane(_ProcessLane):
+    """A lane that also watches this worker's memory between items (crunch._memory): once it
+    holds ``RECYCLE_AT`` of the cap it starts no more items (``recycle``), and the worker is
+    replaced before it could fail an item for memory that earlier items left behind."""
+
+    __slots__ = ("due", "recycle", "recycle_at", "watch_from")
+
+    def __init__(
+        self, table: Any, slot: int, chunk_id: int, timeout: float | None, cap: int
+    ) -> None:
+        from crunch._memory import RECYCLE_AT, WATCH_FROM
+
+        super().__init__(table, slot, chunk_id, timeout)
+        self.recycle_at = RECYCLE_AT * cap
+        self.watch_from = WATCH_FROM * cap
+        self.due = 0.0
+        self.recycle = False
+
+    def begin(self, index: int, start: float) -> bool:
+        if start >= self.due:
+            used = _METER()
+            if used >= self.recycle_at and _CAN_LEAVE:
+                self.recycle = True
+                return False
+            if used < self.watch_from:
+                self.due = start + _CHECK_EVERY
+        return _ProcessLane.begin(self, index, start)
+
+
+_CHECK_EVERY = 0.005  # crunch._memory.CHECK_EVERY, here to spare begin() a lookup
+
+
+_OWN_CODE = frozenset(
+    {
+        run_chunk.__code__,
+        _ProcessLane.begin.__code__,
+        _ProcessLane.end.__code__,
+        _CappedLane.begin.__code__,
+    }
+)
 
 
 def init_process_worker(
     table: Any,
-    counter: Any,
+    rows: Any,
     fn_bytes: bytes,
     init: Callable[[], Any] | None,
     soft_timeout: float | None,
     environ: dict[str, str],
     parent: int,
+    max_memory: int | None = None,
 ) -> None:
     """``ProcessPoolExecutor`` initializer: claim a slot, load the task, run the user's init."""
     global _SLOTS, _SLOT, _FN, _INIT_ERROR, _SOFT_TIMEOUT
@@ -261,13 +304,19 @@ def init_process_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     own_group()  # what the task starts dies with this worker (see backends/_groups.py)
     _die_with_parent(parent)
-    with counter.get_lock():
-        _SLOT = int(counter.value)
-        counter.value += 1
+    # ``rows`` holds the table's row count; its lock guards claiming the first free row (a
+    # worker that left the pool freed its own for its replacement).
+    with rows.get_lock():
+        free = [slot for slot in range(int(rows.value)) if not table[slot_offset(slot)]]
+        _SLOT = free[0] if free else -1
+        if free:
+            table[slot_offset(_SLOT) + 1] = -1
+            table[slot_offset(_SLOT)] = os.getpid()
     _SLOTS = table
+    if _SLOT < 0:  # pragma: no cover - the parent never starts more workers than rows
+        _INIT_ERROR = "no free row in the slot table for a new worker"
+        return
     base = slot_offset(_SLOT)
-    table[base + 1] = -1
-    table[base] = os.getpid()
     _SOFT_TIMEOUT = soft_timeout
     if soft_timeout is not None:
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -280,6 +329,30 @@ def init_process_worker(
         _INIT_ERROR = startup_error_text(exc)
     finally:
         table[base + 1] = -1
+    if max_memory is not None and _INIT_ERROR is None:
+        _INIT_ERROR = _cap_memory(max_memory)
+
+
+def _cap_memory(cap: int) -> str | None:
+    """Set this worker's memory defences up (crunch._memory); the error text if it is too big
+    for ``cap`` already."""
+    global _MAX_MEMORY, _METER, _CAN_LEAVE
+    from crunch._failures import format_size
+    from crunch._memory import RECYCLE_AT, SelfMeter, set_backstop
+    from crunch._pool_reach import can_leave
+
+    _METER = SelfMeter()
+    used = _METER()
+    if used >= RECYCLE_AT * cap:
+        return (
+            f"a worker holds {format_size(used)} after loading the task (and --init), "
+            f"{RECYCLE_AT:.0%} or more of the --max-memory cap of {format_size(cap)}: it could "
+            "run no item. Raise the cap."
+        )
+    set_backstop(cap)
+    _MAX_MEMORY = cap
+    _CAN_LEAVE = can_leave()
+    return None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -315,7 +388,22 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="crunch-parent-watch", daemon=True).start()
 
 
-def process_chunk(chunk_id: int, blob: bytes, split: bool = False) -> bytes | str | ItemFailure:
+class Recycled(NamedTuple):
+    """A chunk's result from a worker that then left the pool, near its memory cap.
+
+    ``data`` is the encoded outcome; it may be short of the chunk: the items it lacks were not
+    started and must run elsewhere. ``left``: False when the worker could not leave cleanly
+    (see crunch._pool_reach) and goes on.
+    """
+
+    pid: int
+    data: bytes
+    left: bool
+
+
+def process_chunk(
+    chunk_id: int, blob: bytes, split: bool = False
+) -> bytes | str | ItemFailure | Recycled:
     """The function the pool runs: one pickled chunk in, its pickled outcome out.
 
     The items arrive pickled so that this worker's slot can say "loading chunk N" while they
@@ -326,7 +414,8 @@ def process_chunk(chunk_id: int, blob: bytes, split: bool = False) -> bytes | st
     Returns ``str`` (the error text) instead when the worker could not load the task or its
     initializer failed: the parent then stops the run with that message; and the
     ``ItemFailure`` of unpickling the items when they could not be: the parent then finds the
-    item at fault by running them one by one. Never raises.
+    item at fault by running them one by one; and, with a memory cap, ``Recycled`` when this
+    worker is leaving. Never raises (leaving the pool does not return).
     """
     if _INIT_ERROR is not None:
         return _INIT_ERROR
@@ -338,7 +427,42 @@ def process_chunk(chunk_id: int, blob: bytes, split: bool = False) -> bytes | st
         items = load_items(blob)
         if isinstance(items, ItemFailure):
             return items
-        outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
-        return encode_outcome(outcome, split=split)
+        cap = _MAX_MEMORY
+        if cap is None:
+            outcome = run_chunk(_FN, items, _ProcessLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT))
+            return encode_outcome(outcome, split=split)
+        lane = _CappedLane(table, _SLOT, chunk_id, _SOFT_TIMEOUT, cap)
+        outcome = run_chunk(_FN, items, lane)
+        return _capped_reply(outcome, lane, cap, split)
     finally:
         table[base + 1] = -1
+
+
+def _capped_reply(outcome: Outcome, lane: _CappedLane, cap: int, split: bool) -> Any:
+    """The reply of a worker with a memory cap: a ``MemoryError`` (the backstop refused an
+    allocation) is the item's ``memory`` failure, and a worker that hit one, or nears the
+    cap, leaves the pool with this reply (see crunch._pool_reach)."""
+    from crunch._memory import fail_refused
+
+    refused = fail_refused(outcome, cap)
+    data = encode_outcome(outcome, split=split)
+    if not _CAN_LEAVE or not (lane.recycle or refused or _METER() >= lane.recycle_at):
+        return data
+    return _leave(data)
+
+
+def _leave(data: bytes) -> Recycled:
+    """Leave the pool with this reply (crunch._pool_reach), freeing this worker's row first;
+    returns only if leaving failed, and then this worker goes on without recycling."""
+    global _CAN_LEAVE
+    import os
+
+    from crunch._pool_reach import leave_pool
+
+    row, pid = slot_offset(_SLOT), os.getpid()
+    _SLOTS[row + 1] = -1
+    _SLOTS[row] = 0
+    leave_pool(Recycled(pid, data, left=True))
+    _SLOTS[row] = pid
+    _CAN_LEAVE = False
+    return Recycled(pid, data, left=False)

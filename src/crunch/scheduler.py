@@ -15,7 +15,8 @@ One asyncio loop drives it (``Scheduler.results`` is an async generator of resul
   in ``retry_on`` go back in, after an exponential backoff with jitter, until ``retries`` runs
   out. Every item leaves exactly once: as a record, or counted in ``not_run`` when the run is
   halted (``max_failures``) or stopped (a signal) before it started.
-- *watchdog*: with a ``timeout``, a periodic tick lets the backend abandon or kill hung items.
+- *watchdog*: with a ``timeout`` or ``max_memory``, a periodic tick lets the backend abandon
+  or kill items that hang or take their worker past its memory cap.
 - *order*: ``ordered`` holds finished results until all earlier ones are out; the window then
   also counts held results, so one slow item cannot make the buffer grow without bound.
 
@@ -152,6 +153,7 @@ class _Redo(NamedTuple):
     item: Any
     attempts: int  # tries so far
     suspicion: int  # unexplained worker deaths it was in flight for
+    alone: bool = False  # runs in a chunk of its own (see Lost.isolate)
 
 
 class _Retry(NamedTuple):
@@ -230,6 +232,7 @@ class Scheduler:
                 timeout=config.timeout,
                 init=self.init,
                 scheduler=config.scheduler,
+                max_memory=config.max_memory,
             )
         backend = self.backend
         with self.stop_lock:
@@ -243,7 +246,8 @@ class Scheduler:
         if isinstance(self.items, Sized):
             self.stats.found = len(self.items)
         self.stats.started = time.monotonic()
-        watchdog = self.loop.create_task(self._watchdog()) if config.timeout else None
+        watched = config.timeout or config.max_memory
+        watchdog = self.loop.create_task(self._watchdog()) if watched else None
         clean = False
         try:
             await backend.start()
@@ -358,9 +362,9 @@ class Scheduler:
         """Items to run again. A suspect goes alone, so the next death names it."""
         first = self.redo.popleft()
         batch = [first]
-        if not first.suspicion:
+        if not _goes_alone(first):
             limit = self.sizer.size(time.monotonic() - self.stats.started, None)
-            while self.redo and len(batch) < limit and not self.redo[0].suspicion:
+            while self.redo and len(batch) < limit and not _goes_alone(self.redo[0]):
                 batch.append(self.redo.popleft())
         return _Chunk(
             chunk_id,
@@ -485,7 +489,14 @@ class Scheduler:
                     results.append(result)
                 continue
             self.redo.append(
-                _Redo(chunk.seqs[index], chunk.keys[index], chunk.items[index], tries, suspicion)
+                _Redo(
+                    chunk.seqs[index],
+                    chunk.keys[index],
+                    chunk.items[index],
+                    tries,
+                    suspicion,
+                    lost.isolate,
+                )
             )
 
     def _failed(
@@ -565,12 +576,19 @@ class Scheduler:
         task.add_done_callback(self.background.discard)
 
     async def _watchdog(self) -> None:
-        assert self.config.timeout is not None
+        """The backend's watch over running items: timeouts, and memory (crunch._memory)."""
+        from crunch._memory import POLL
+
         assert self.backend is not None
-        tick = min(0.25, self.config.timeout / 4)
+        timeout, max_memory = self.config.timeout, self.config.max_memory
+        tick = min(0.25, timeout / 4 if timeout else 0.25, POLL if max_memory else 0.25)
         while True:
             await asyncio.sleep(tick)
             self.backend.check_timeouts(time.monotonic())
+
+
+def _goes_alone(entry: _Redo) -> bool:
+    return bool(entry.suspicion or entry.alone)
 
 
 def _outcome_of(chunk: _Chunk, future: asyncio.Future[Outcome | Lost]) -> Outcome | Lost:
