@@ -132,6 +132,15 @@ def suspect(backend: Scripted, items: list[Any]) -> Outcome | Lost:
     return ok_outcome(items)
 
 
+def isolate(backend: Scripted, items: list[Any]) -> Outcome | Lost:
+    """A chunk holding "hog" is lost, known to be one item's fault, not which: isolate."""
+    if "hog" not in items:
+        return ok_outcome(items)
+    if len(items) > 1:
+        return Lost(rerun=range(len(items)), isolate=True)
+    return Lost(rerun=(), blamed={0: (ItemFailure.memory(400 << 20, 300 << 20, "load"), 0.0)})
+
+
 def flaky(backend: Scripted, items: list[Any]) -> Outcome | Lost:
     """ "flaky" fails with ConnectionError on its first two runs; "invalid" with ValueError."""
     failures = {}
@@ -201,6 +210,19 @@ def _isolated(item: Any) -> Callable[[Scripted, Any, list[Any]], None]:
     return check
 
 
+def _isolated_once(item: Any) -> Callable[[Scripted, Any, list[Any]], None]:
+    """``item``'s chunk-mates ran alone once each (no suspicion), and so did ``item``."""
+
+    def check(backend: Scripted, stats: Any, results: list[Any]) -> None:
+        assert backend.times_run(item) == 2, backend.chunks
+        lost = next(c for c in backend.chunks if item in c)
+        for mate in lost:
+            assert [mate] in backend.chunks
+            assert backend.times_run(mate) == 2
+
+    return check
+
+
 def _halted(backend: Scripted, stats: Any, results: list[Any]) -> None:
     assert stats.halted
     assert backend.halted
@@ -256,6 +278,13 @@ CASES = [
         suspect,
         expect={10: ("failed", "crash", "WorkerDied", 1)},
         check=_isolated("poison"),
+    ),
+    Case(
+        "isolated without suspicion, the culprit fails alone",
+        [*range(10), "hog", *range(10, 20)],
+        isolate,
+        expect={10: ("failed", "memory", "MemoryError", 1)},
+        check=_isolated_once("hog"),
     ),
     Case(
         "retry with backoff until ok",

@@ -132,6 +132,7 @@ def run_process(**o: Any) -> int:
         "ordered": o["ordered"] or o["reduce_"],  # --reduce merges in input order
         "grace": o["grace"],
         "scheduler": o["scheduler"],
+        "max_memory": o["max_memory"],
     }
     if o["workers"] is not None:
         settings["workers"] = o["workers"]

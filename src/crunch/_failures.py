@@ -179,11 +179,33 @@ class ItemFailure(NamedTuple):
         return cls("crash", "WorkerDied", reason)
 
     @classmethod
-    def memory(cls, used: int, limit: int) -> ItemFailure:
-        """Kind ``memory``: the item took its worker past the ``max_memory`` cap."""
+    def memory(cls, used: int, limit: int, stage: Stage = "run") -> ItemFailure:
+        """Kind ``memory``: the item took its worker to ``used`` bytes, past the cap."""
         message = (
-            f"the item used {format_size(used)} of memory in its worker, over the "
+            f"the item took its worker to {format_size(used)} of memory, past the "
             f"--max-memory cap of {format_size(limit)}"
+        )
+        during = STAGE_DURING[stage]
+        message = f"{message} {during}" if during else message
+        return cls("memory", "MemoryError", message, "", ("MemoryError",))
+
+    @classmethod
+    def memory_refused(cls, peak: int, limit: int) -> ItemFailure:
+        """Kind ``memory``: an allocation of the item was refused, far past the cap."""
+        message = (
+            f"an allocation of the item was refused, far past the --max-memory cap of "
+            f"{format_size(limit)} (its worker held {format_size(peak)} at most)"
+        )
+        return cls("memory", "MemoryError", message, "", ("MemoryError",))
+
+    @classmethod
+    def dask_memory(cls, used: int | None, limit: int | None) -> ItemFailure:
+        """Kind ``memory``: Dask restarted the item's worker for going past its memory limit."""
+        used_text = f" at {format_size(used)}" if used else ""
+        limit_text = f" of {format_size(limit)}" if limit else ""
+        message = (
+            f"dask restarted the item's worker{used_text} for going past its memory "
+            f"limit{limit_text}"
         )
         return cls("memory", "MemoryError", message, "", ("MemoryError",))
 

@@ -199,7 +199,8 @@ def run_unit(
     acc.start(job, unit)
     keys, items, clean = unit.open(job)
     acc.all_keys = keys
-    view = getattr(lane, "view", None)
+    # A lane that must see every item (one that watches memory) has no ``view`` to lend.
+    view = getattr(lane, "view", None) if getattr(lane, "lean", False) else None
     if clean and attempts is None and timeout is None and view is not None:
         done = _run_lean(job.fn, keys, items, lane, view, acc)
     else:
@@ -319,9 +320,15 @@ def _run_careful(
     return done
 
 
+refine: Callable[[ItemFailure], ItemFailure] | None = None
+"""Set by a worker whose failures need another word (a memory cap: MemoryError is ``memory``)."""
+
+
 def _record_failure(
     acc: Progress, position: int, key: Any, failure: ItemFailure, took: float, tries: int
 ) -> None:
+    if refine is not None:
+        failure = refine(failure)
     if acc.records:
         acc.values.append(_failure_record(key, failure, took, tries))
     else:

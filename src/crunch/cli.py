@@ -115,6 +115,12 @@ def main() -> None:
 @option("--chunk-size", default="auto", show_default=True, help="Items per chunk, or auto.")
 @option("--timeout", type=float, help="Per-item time limit in seconds (0.01 to 1000000).")
 @option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Memory cap per worker, e.g. 2GiB (process and dask modes): an item that takes its "
+    "worker past it fails alone, kind memory.",
+)
+@option(
     "--retries",
     type=int,
     default=0,

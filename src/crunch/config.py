@@ -56,6 +56,9 @@ class RunConfig(BaseModel):
     progress: bool = False
     grace: float = Field(5.0, ge=0, description="seconds in-flight items get after SIGINT/TERM")
     scheduler: str | None = Field(None, description="dask scheduler address (mode dask)")
+    max_memory: int | None = Field(
+        None, description="memory cap per worker in bytes, or a size such as '2GiB'"
+    )
 
     @field_validator("chunk_size", mode="before")
     @classmethod
@@ -97,6 +100,19 @@ class RunConfig(BaseModel):
 
         return resolve_retry_on(value)
 
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _max_memory(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value  # None, or pydantic's own error
+        if isinstance(value, (str, int)):
+            from crunch.tasks._ranges import parse_size
+
+            value = parse_size(value)  # ValueError names what it could not read
+            if value < 1:
+                raise ValueError("must be at least 1 byte")
+        return value
+
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, value: str | None) -> str | None:
@@ -118,9 +134,32 @@ class RunConfig(BaseModel):
             config = None
         if config is not None and config.scheduler and config.mode != "dask":
             problems.append("scheduler: only used with mode='dask'")
+        if config is not None and config.max_memory is not None:
+            problems.extend(_memory_problems(config))
         if problems or config is None:
             raise ConfigError(problems)
         return config
+
+
+def _memory_problems(config: RunConfig) -> list[str]:
+    """Where ``max_memory`` cannot be honoured (README, "Modes")."""
+    from crunch._memory import supported
+
+    if config.mode in ("sync", "thread", "async"):
+        return [
+            f"max_memory: mode {config.mode!r} runs every item inside crunch's own process, "
+            "where one item's memory cannot be capped without stopping the run: use "
+            "mode='process' (or 'dask')"
+        ]
+    if config.mode == "dask" and config.scheduler:
+        return [
+            "max_memory: the workers of an existing dask cluster have the memory limit they "
+            "were started with (dask worker --memory-limit), which crunch cannot change; "
+            "leave max_memory out (crunch reports dask's memory restarts as kind memory)"
+        ]
+    if not supported():
+        return ["max_memory: needs Linux (a worker's memory is read from /proc)"]
+    return []
 
 
 def _unknown_option(name: str) -> str:

@@ -23,7 +23,8 @@ One asyncio loop drives it (``Scheduler.results`` is an async generator of resul
   backoff with jitter, until ``retries`` runs out. Every item leaves exactly once: as a record,
   or counted in ``not_run`` when the run is halted (``max_failures``) or stopped (a signal)
   before it started.
-- *watchdog*: with a ``timeout``, a periodic tick lets the backend abandon or kill hung items.
+- *watchdog*: with a ``timeout`` or ``max_memory``, a periodic tick lets the backend abandon
+  or kill items that hang or take their worker past its memory cap.
 - *order*: ``ordered`` holds finished results by input sequence until all earlier ones are
   out; the window then also counts held results, so one slow item cannot make the buffer grow
   without bound. A chunk that arrives in turn goes straight out.
@@ -194,13 +195,16 @@ class _Chunk:
 class _Redo:
     """One position of an earlier chunk waiting to run again."""
 
-    __slots__ = ("attempts", "chunk", "position", "suspicion")
+    __slots__ = ("alone", "attempts", "chunk", "position", "suspicion")
 
-    def __init__(self, chunk: _Chunk, position: int, attempts: int, suspicion: int) -> None:
+    def __init__(
+        self, chunk: _Chunk, position: int, attempts: int, suspicion: int, alone: bool = False
+    ) -> None:
         self.chunk = chunk
         self.position = position
         self.attempts = attempts
-        self.suspicion = suspicion
+        self.suspicion = suspicion  # unexplained worker deaths it was in flight for
+        self.alone = alone  # runs in a chunk of its own (see Lost.isolate)
 
 
 # A held result of ordered mode: (record line or None, result or None); (None, None) is a
@@ -295,6 +299,7 @@ class Scheduler:
                 timeout=config.timeout,
                 init=self.init,
                 scheduler=config.scheduler,
+                max_memory=config.max_memory,
             )
         backend = self.backend
         with self.stop_lock:
@@ -307,7 +312,8 @@ class Scheduler:
         if sized is not None:
             self.stats.found = sized
         self.stats.started = time.monotonic()
-        watchdog = self.loop.create_task(self._watchdog()) if config.timeout else None
+        watched = config.timeout or config.max_memory
+        watchdog = self.loop.create_task(self._watchdog()) if watched else None
         clean = False
         try:
             await backend.start()
@@ -421,12 +427,13 @@ class Scheduler:
         names it."""
         first = self.redo.popleft()
         batch = [first]
-        if not first.suspicion:
+        if not (first.suspicion or first.alone):
             limit = self.sizer.size(time.monotonic() - self.stats.started, None)
             while (
                 self.redo
                 and len(batch) < limit
                 and not self.redo[0].suspicion
+                and not self.redo[0].alone
                 and self.redo[0].chunk is first.chunk
             ):
                 batch.append(self.redo.popleft())
@@ -574,7 +581,7 @@ class Scheduler:
                 failure = ItemFailure.repeated_crash(suspicion)
                 held.append(self._blame(chunk, position, failure, 0.0))
                 continue
-            self.redo.append(_Redo(chunk, position, tries, suspicion))
+            self.redo.append(_Redo(chunk, position, tries, suspicion, lost.isolate))
         return self._emit(held)
 
     def _blame(
@@ -708,9 +715,12 @@ class Scheduler:
         task.add_done_callback(self.background.discard)
 
     async def _watchdog(self) -> None:
-        assert self.config.timeout is not None
+        """The backend's watch over running items: timeouts, and memory (crunch._memory)."""
+        from crunch._memory import POLL
+
         assert self.backend is not None
-        tick = min(0.25, self.config.timeout / 4)
+        timeout, max_memory = self.config.timeout, self.config.max_memory
+        tick = min(0.25, timeout / 4 if timeout else 0.25, POLL if max_memory else 0.25)
         while True:
             await asyncio.sleep(tick)
             self.backend.check_timeouts(time.monotonic())

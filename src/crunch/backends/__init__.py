@@ -37,13 +37,17 @@ class Lost:
     maps a position to its failure and seconds (the item that crashed its worker or hung);
     ``rerun`` lists the indices to run again, through no fault of their own; ``suspect`` says
     the loss could not be pinned on one item (an unexplained worker death), so the scheduler
-    isolates these items and fails one that keeps breaking workers on its own.
+    isolates these items and fails one that keeps breaking workers on its own. ``isolate``
+    says one of these items is known to be at fault, just not which (it did not unpickle in the
+    worker; it took its worker past the memory cap while the chunk was loading or sending): the
+    scheduler runs them one by one, so that one fails alone, without counting it against them.
     """
 
     rerun: Sequence[int]
     blamed: dict[int, tuple[ItemFailure, float]] = field(default_factory=dict)
     partial: UnitOutcome | None = None
     suspect: bool = False
+    isolate: bool = False
 
 
 def unsendable(unit: Any, exc: BaseException, dumps: Callable[[Any], bytes] | None = None) -> Lost:
@@ -58,18 +62,19 @@ def unsendable(unit: Any, exc: BaseException, dumps: Callable[[Any], bytes] | No
     return Lost(rerun=[i for i in range(len(items)) if i not in blamed], blamed=blamed)
 
 
-def unloadable(unit: Any, failure: ItemFailure) -> Lost:
-    """A chunk whose items could not be unpickled in the worker (``failure`` says why): a lone
-    item fails with that; several run again one by one, so the one at fault fails alone."""
-    if len(unit) == 1:
+def one_at_fault(items: list[Any], failure: ItemFailure) -> Lost:
+    """A chunk lost through the fault of one of its items, not known which (``failure`` says
+    what went wrong: its items did not unpickle in the worker, say): a lone item fails with
+    that; several run again one by one (``Lost.isolate``), so the one at fault fails alone."""
+    if len(items) == 1:
         return Lost(rerun=(), blamed={0: (failure, 0.0)})
-    return Lost(rerun=range(len(unit)), suspect=True)
+    return Lost(rerun=range(len(items)), isolate=True)
 
 
 def undecodable(unit: Any, exc: BaseException) -> Lost:
     """A worker's outcome that did not unpickle at all (not one value: the whole of it): a lone
     item fails with that; several run again one by one."""
-    return unloadable(unit, ItemFailure.unloadable_value(exc))
+    return one_at_fault(unit, ItemFailure.unloadable_value(exc))
 
 
 class Backend:
@@ -109,12 +114,15 @@ def make_backend(
     timeout: float | None,
     init: Callable[[], Any] | None,
     scheduler: str | None = None,
+    max_memory: int | None = None,
 ) -> Backend:
     """The backend for ``mode``; heavy modules are imported only for the mode that needs them."""
     if mode == "process":
         from crunch.backends.process import ProcessBackend
 
-        return ProcessBackend(job, workers=workers, timeout=timeout, init=init)
+        return ProcessBackend(
+            job, workers=workers, timeout=timeout, init=init, max_memory=max_memory
+        )
     if mode == "thread":
         from crunch.backends.thread import ThreadBackend
 
@@ -132,5 +140,12 @@ def make_backend(
     if mode == "dask":
         from crunch.backends.dask import DaskBackend
 
-        return DaskBackend(job, workers=workers, timeout=timeout, init=init, address=scheduler)
+        return DaskBackend(
+            job,
+            workers=workers,
+            timeout=timeout,
+            init=init,
+            address=scheduler,
+            max_memory=max_memory,
+        )
     raise ValueError(f"unknown mode {mode!r}")

@@ -73,11 +73,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from crunch import _runner
 from crunch._failures import ItemFailure, startup_error_text
+from crunch._memory import set_backstop
 from crunch._runner import UnitOutcome, run_unit
 from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
-from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
+from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
@@ -88,6 +90,19 @@ LOCAL_SCHEDULER_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
 }
+# With --max-memory, each worker of the local cluster gets Dask's own memory limit at the cap:
+# its nanny restarts a worker past it (checked every 50 ms, as crunch checks process-mode
+# workers), and the item it was running fails with kind memory. Pausing and spilling are off:
+# a paused worker that leaks would never run again, and crunch holds no Dask data to spill.
+LOCAL_MEMORY_CONFIG = {
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+    "distributed.worker.memory.terminate": 1.0,
+    "distributed.worker.memory.monitor-interval": "50ms",
+}
+# The event a nanny logs when it restarts its worker for going past the memory limit.
+MEMORY_EVENT = "worker-restart-memory"
 # Seconds for each best-effort step of closing: tidying an existing cluster (halt, cancel,
 # forget the run, remove uploads), closing the client. Bounded so that a scheduler that went
 # away cannot hold the end of a run; crunch's caller waits 30 s for the engine at most.
@@ -107,6 +122,7 @@ class DaskBackend(Backend):
         timeout: float | None,
         init: Callable[[], Any] | None,
         address: str | None = None,
+        max_memory: int | None = None,
     ) -> None:
         try:
             import distributed  # noqa: F401 - fail here, before any item, when missing
@@ -121,6 +137,7 @@ class DaskBackend(Backend):
         # Exact for a cluster of our own; for an existing one ``start`` sets it to the
         # cluster's thread count (one lane per worker thread).
         self.lanes = workers
+        self.max_memory = max_memory  # only for a local cluster (RunConfig says so)
         self.run_id = uuid.uuid4().hex
         fn, init = _plain(job.fn), None if init is None else _plain(init)
         # The task's own modules when they come from loose .py files (a task given by path):
@@ -194,10 +211,16 @@ class DaskBackend(Backend):
         import dask
         from distributed import LocalCluster
 
-        with dask.config.set(LOCAL_SCHEDULER_CONFIG):
+        config: dict[str, Any] = dict(LOCAL_SCHEDULER_CONFIG)
+        memory: dict[str, Any] = {}
+        if self.max_memory is not None:
+            config.update(LOCAL_MEMORY_CONFIG)
+            memory["memory_limit"] = self.max_memory
+        with dask.config.set(config):
             return await LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
+                **memory,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
@@ -329,6 +352,7 @@ class DaskBackend(Backend):
             blob,
             self.timeout,
             split,
+            self.max_memory,
             key=f"crunch-chunk-{self.run_id}-{chunk_id}{'-split' if split else ''}",
             pure=False,
         )
@@ -369,8 +393,11 @@ class DaskBackend(Backend):
 
         try:
             result = await sent.result()
-        except KilledWorker:
-            return Lost(rerun=range(len(items)), suspect=True)
+        except KilledWorker as exc:
+            used = await self._memory_restart(exc)
+            if used is None:
+                return Lost(rerun=range(len(items)), suspect=True)
+            return one_at_fault(items, ItemFailure.dask_memory(used, self.max_memory))
         except FutureCancelledError as exc:
             if self.client is None or self.client.status not in ("running", "connecting"):
                 return WorkerStartError(f"lost the dask scheduler: {exc}")
@@ -380,7 +407,7 @@ class DaskBackend(Backend):
         if isinstance(result, str):
             return WorkerStartError(f"the dask workers could not start the task:\n{result}")
         if isinstance(result, ItemFailure):  # the items did not unpickle on the worker
-            return unloadable(items, result)
+            return one_at_fault(items, result)
         try:
             if isinstance(result, Abandoned):
                 lost = result.lost
@@ -389,6 +416,21 @@ class DaskBackend(Backend):
             return decode_outcome(result)
         except BaseException as exc:  # noqa: BLE001 - a value's own, see crunch._transit
             return undecodable(items, exc) if split else _RUN_SPLIT
+
+    async def _memory_restart(self, exc: Any) -> int | None:
+        """The memory of the worker of ``exc`` (a ``KilledWorker``) when its nanny restarted it
+        for going past Dask's memory limit; None if that is not why it died."""
+        address = getattr(getattr(exc, "last_worker", None), "address", None)
+        if address is None or self.client is None:
+            return None
+        try:
+            events = await asyncio.wait_for(self.client.get_events(MEMORY_EVENT), CLEANUP_TIMEOUT)
+        except Exception:  # noqa: BLE001 - no answer: not known to be memory
+            return None
+        for _when, event in reversed(tuple(events)):
+            if isinstance(event, dict) and event.get("worker") == address:
+                return int(event.get("rss") or 0)
+        return None
 
     # ------------------------------------------------------------------ supervision
     # No check_timeouts: each task watches its own items (see the module docstring).
@@ -555,11 +597,17 @@ class Abandoned(NamedTuple):
 
 
 def dask_chunk(
-    run_id: str, payload: bytes, blob: bytes, timeout: float | None, split: bool = False
+    run_id: str,
+    payload: bytes,
+    blob: bytes,
+    timeout: float | None,
+    split: bool = False,
+    max_memory: int | None = None,
 ) -> bytes | str | ItemFailure | Abandoned:
     """The dask task: one pickled ``(unit, attempts)`` in, its encoded ``UnitOutcome``
     (crunch._transit) out, or ``Abandoned`` at a timeout (``split``: the values pickled one by
-    one).
+    one). With ``max_memory`` (a local cluster), this worker's data segment gets crunch's backstop
+    (crunch._memory) and an allocation it refuses fails its item with kind ``memory``.
 
     Returns ``str`` (the error text) instead when the task could not be loaded here or its
     initializer failed: the parent then stops the run with that message; and the
@@ -576,6 +624,8 @@ def dask_chunk(
     if isinstance(chunk, ItemFailure):
         return chunk
     unit, attempts = chunk
+    if max_memory is not None:
+        _backstop(max_memory)
     if timeout is None:
         return encode_outcome(run_unit(run.job, unit, run, attempts=attempts), split=split)
     result = _watched(run, run.job, unit, attempts, timeout)
@@ -584,6 +634,27 @@ def dask_chunk(
         result.partial = None
         return Abandoned(result, encode_outcome(partial, split=split))
     return encode_outcome(result, split=split)
+
+
+_BACKSTOP_SET = False
+
+
+def _backstop(cap: int) -> None:
+    """Once per worker process: the data-segment limit of crunch._memory."""
+    global _BACKSTOP_SET
+    if not _BACKSTOP_SET:
+        _BACKSTOP_SET = True
+        set_backstop(cap)
+        _runner.refine = functools.partial(_refine_memory, cap=cap)
+
+
+def _refine_memory(failure: ItemFailure, *, cap: int) -> ItemFailure:
+    """An allocation the backstop refused (``MemoryError``) is a ``memory`` failure."""
+    if "MemoryError" not in failure.names:
+        return failure
+    from crunch._memory import peak_rss
+
+    return ItemFailure.memory_refused(peak_rss() or 0, cap)
 
 
 def _watched(

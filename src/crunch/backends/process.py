@@ -23,6 +23,11 @@ Actors
 - the watchdog (``check_timeouts``): an item past ``timeout`` is first interrupted inside the
   worker by a soft timer (SIGALRM, raising into the task); one stuck in C code past the hard
   limit gets its worker SIGKILLed, and is blamed as a timeout.
+- memory (``max_memory``, see crunch._memory): the watchdog also measures each worker and
+  kills one past the cap, blaming its item as ``memory``; a worker near the cap between items
+  sends its last chunk back as ``Recycled`` and leaves the pool the way ``max_tasks_per_child``
+  makes workers leave (crunch._pool_reach), and ``_replace`` starts its successor: the pool
+  does not break, nothing runs again but the items that worker had not started.
 - break recovery (``_recover``): when any worker dies, a ``ProcessPoolExecutor`` fails every
   pending future (``BrokenProcessPool``) and terminates the other workers. We let it, reap the
   workers, then read the slot table: the item a worker was on when it died *of its own* (an exit
@@ -50,6 +55,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from crunch._failures import ItemFailure
+from crunch._memory import POLL as MEMORY_POLL
+from crunch._memory import rss
+from crunch._pool_reach import replace_leavers
 from crunch._runner import UnitOutcome
 from crunch._transit import decode_outcome, dump_items
 from crunch._units import Job
@@ -59,11 +67,12 @@ from crunch._worker import (
     LOADING,
     SLOT_BASE,
     SLOT_WIDTH,
+    Recycled,
     init_process_worker,
     process_chunk,
     slot_offset,
 )
-from crunch.backends import Backend, Lost, undecodable, unloadable, unsendable
+from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
 from crunch.backends._groups import kill_leftovers, kill_worker, start_forkserver
 from crunch.backends._startmain import mentions_main, without_main
 from crunch.exceptions import WorkerStartError
@@ -92,8 +101,10 @@ class ProcessBackend(Backend):
         workers: int,
         timeout: float | None,
         init: Callable[[], Any] | None,
+        max_memory: int | None = None,
     ) -> None:
         self.lanes = workers
+        self.max_memory = max_memory
         self.fn_bytes = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
         # Workers re-import the caller's __main__ only if something they unpickle needs it.
         self.with_main = mentions_main(self.fn_bytes) or (
@@ -115,6 +126,9 @@ class ProcessBackend(Backend):
         self.split: set[int] = set()  # chunks to run again with their values sent one by one
         self.procs: dict[int, Any] = {}  # pid -> multiprocessing.Process, of this generation
         self.timeout_kills: dict[int, float] = {}  # pid -> seconds its item had run
+        self.memory_kills: dict[int, int] = {}  # pid -> bytes it held when killed
+        self.leavers: set[int] = set()  # workers that left the pool on purpose (recycled)
+        self.next_memory_check = 0.0
         self.recovering: asyncio.Task[None] | None = None
         self.halted = False
         self.closing = False
@@ -138,7 +152,7 @@ class ProcessBackend(Backend):
                 continue
             now = time.monotonic()
             for pid, proc in list(self.procs.items()):
-                if proc.exitcode is not None:
+                if proc.exitcode is not None and pid not in self.leavers:
                     first = dead_since.setdefault(pid, now)
                     if now - first > DEATH_NOTICE and not getattr(self.pool, "_broken", False):
                         await asyncio.to_thread(_unstick, self.pool)
@@ -150,7 +164,7 @@ class ProcessBackend(Backend):
         for slot in range(self.lanes):
             table[slot_offset(slot) + 1] = -1
         table[HALT] = 1.0 if self.halted else 0.0
-        counter = self.ctx.Value("i", 0)
+        rows = self.ctx.Value("i", self.lanes)  # see init_process_worker
         self.table = table
         self.pool = ProcessPoolExecutor(
             self.lanes,
@@ -158,16 +172,18 @@ class ProcessBackend(Backend):
             initializer=init_process_worker,
             initargs=(
                 table,
-                counter,
+                rows,
                 self.fn_bytes,
                 self.init,
                 self.timeout,
                 dict(os.environ),
                 os.getpid(),
+                self.max_memory,
             ),
         )
         self.generation += 1
         self.procs = {}
+        self.leavers = set()
 
     def _rows(self) -> list[tuple[int, int, int, float]]:
         table = self.table
@@ -211,10 +227,14 @@ class ProcessBackend(Backend):
         except BrokenProcessPool:
             self._broken(generation)
             return
+        self._note_workers()
+        sent.add_done_callback(functools.partial(self._done_threadsafe, generation, chunk_id))
+
+    def _note_workers(self) -> None:
         # ProcessPoolExecutor keeps its workers in a private dict; we copy the handles to read
         # exit codes after a break (there is no public way to learn how a worker died).
-        self.procs.update(getattr(self.pool, "_processes", None) or {})
-        sent.add_done_callback(functools.partial(self._done_threadsafe, generation, chunk_id))
+        current = getattr(self.pool, "_processes", None) or {}
+        self.procs.update((pid, p) for pid, p in current.items() if pid not in self.leavers)
 
     def _done_threadsafe(self, generation: int, chunk_id: int, sent: Future[Any]) -> None:
         assert self.loop is not None
@@ -245,7 +265,9 @@ class ProcessBackend(Backend):
                     return
                 outcome = undecodable(unit, exc)
         elif isinstance(result, ItemFailure):  # the items did not unpickle in the worker
-            outcome = unloadable(unit, result)
+            outcome = one_at_fault(unit, result)
+        elif isinstance(result, Recycled):  # the worker left the pool, near its memory cap
+            outcome = self._recycled(generation, unit, result)
         else:
             del self.inflight[chunk_id]
             self.split.discard(chunk_id)
@@ -255,14 +277,55 @@ class ProcessBackend(Backend):
         self.split.discard(chunk_id)
         future.set_result(outcome)
 
+    def _recycled(self, generation: int, items: Any, reply: Recycled) -> UnitOutcome | Lost:
+        """The outcome of a worker's last chunk; the items it did not start run again."""
+        if reply.left:
+            self.leavers.add(reply.pid)
+            self.procs.pop(reply.pid, None)
+            self._replace(generation, reply.pid)
+        try:
+            outcome = decode_outcome(reply.data)
+        except BaseException as exc:  # noqa: BLE001 - a value's own, see crunch._transit
+            return undecodable(items, exc)  # (not run again split: its worker is gone)
+        done = outcome.done
+        if done == len(items):
+            return outcome
+        return Lost(rerun=range(done, len(items)), partial=outcome)
+
+    def _replace(self, generation: int, leaver: int, tries: int = 200) -> None:
+        """Start the replacement of a worker that left (see crunch._pool_reach), once the
+        pool has let it go; checked every few milliseconds."""
+        if generation != self.generation or self.closing or self.pool is None:
+            return
+        if not replace_leavers(self.pool, self.lanes, leaver) and tries > 0:
+            assert self.loop is not None
+            self.loop.call_later(0.005, self._replace, generation, leaver, tries - 1)
+            return
+        kill_leftovers({leaver})  # what its tasks started, if anything, goes with it
+        self._note_workers()
+
     # ------------------------------------------------------------------ supervision
     def check_timeouts(self, now: float) -> None:
-        if self.hard_timeout is None or self.recovering is not None or self.closing:
+        if self.recovering is not None or self.closing:
+            return
+        if self.max_memory is not None and now >= self.next_memory_check:
+            self.next_memory_check = now + MEMORY_POLL
+            self._check_memory()
+        if self.hard_timeout is None:
             return
         for pid, chunk, index, started in self._rows():
             running = chunk >= 0 and index >= 0  # not loading or sending a chunk
             if running and now - started > self.hard_timeout and pid not in self.timeout_kills:
                 self.timeout_kills[pid] = now - started
+                kill_worker(pid)
+
+    def _check_memory(self) -> None:
+        """Kill a worker past the memory cap; the item it is on fails (see crunch._memory)."""
+        assert self.max_memory is not None
+        for pid, _chunk, _index, _started in self._rows():
+            used = rss(pid)
+            if used is not None and used > self.max_memory and pid not in self.memory_kills:
+                self.memory_kills[pid] = used
                 kill_worker(pid)
 
     def _restart_for_main(self) -> None:
@@ -288,6 +351,7 @@ class ProcessBackend(Backend):
         pool, procs = self.pool, dict(self.procs)
         broken = dict(self.inflight)
         kills = dict(self.timeout_kills)
+        memory = dict(self.memory_kills)
         killed_by_us = await asyncio.to_thread(_reap, pool, procs)
         if self.restarting:  # we killed them all, to start workers with __main__
             killed_by_us |= set(procs) | {row[0] for row in self._rows()}
@@ -304,7 +368,7 @@ class ProcessBackend(Backend):
             and pid not in killed_by_us
             and procs[pid].exitcode not in (None, -signal.SIGTERM)
         ]
-        if (not rows and not kills and exited) or init_deaths:
+        if (not rows and not kills and not memory and exited) or init_deaths:
             # Workers fail while starting up (a signal from outside is another story), and a
             # fresh pool will too. Stop with what we know instead of restarting pools forever.
             self.startup_failures += 1
@@ -315,6 +379,7 @@ class ProcessBackend(Backend):
             self.startup_failures = 0
         blame: dict[int, tuple[int, ItemFailure, float]] = {}
         suspects: set[int] = set()
+        isolated: set[int] = set()
         now = time.monotonic()
         for pid, chunk, index, started in rows:
             if chunk < 0 or chunk not in broken:
@@ -322,6 +387,18 @@ class ProcessBackend(Backend):
             if pid in kills:
                 assert self.timeout is not None
                 blame[chunk] = (index, ItemFailure.timeout(self.timeout), kills[pid])
+                continue
+            if pid in memory:
+                assert self.max_memory is not None
+                if index >= 0:
+                    failure = ItemFailure.memory(memory[pid], self.max_memory)
+                    blame[chunk] = (index, failure, now - started)
+                elif len(broken[chunk][0]) == 1:  # loading or sending its only item
+                    stage = "load" if index == LOADING else "return"
+                    failure = ItemFailure.memory(memory[pid], self.max_memory, stage)
+                    blame[chunk] = (0, failure, 0.0)
+                else:
+                    isolated.add(chunk)  # one of its items, we know not which
                 continue
             proc = procs.get(pid)
             code = proc.exitcode if proc is not None else None
@@ -335,6 +412,7 @@ class ProcessBackend(Backend):
             else:
                 suspects.add(chunk)  # one of its items, being (un)pickled: isolate them
         self.timeout_kills.clear()
+        self.memory_kills.clear()
         if self.closing:
             blame.clear()
         else:
@@ -348,7 +426,12 @@ class ProcessBackend(Backend):
                 rerun = [i for i in range(len(unit)) if i != index]
                 future.set_result(Lost(rerun=rerun, blamed={index: (failure, seconds)}))
             else:
-                future.set_result(Lost(rerun=range(len(unit)), suspect=chunk_id in suspects))
+                lost = Lost(
+                    rerun=range(len(unit)),
+                    suspect=chunk_id in suspects,
+                    isolate=chunk_id in isolated,
+                )
+                future.set_result(lost)
         self.recovering = None
         if not self.closing:
             for chunk_id in list(self.inflight):  # submitted while we were recovering
