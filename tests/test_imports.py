@@ -22,6 +22,7 @@ DOCUMENTED = {
     "TaskNotImportableError",
     "MissingExtraError",
     "SourceError",
+    "DuplicateKeyError",
     "RunInterrupted",
     "ItemFailedError",
     "WorkerStartError",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from crunch.exceptions import (
         ConfigError,
         CrunchError,
+        DuplicateKeyError,
         ItemFailedError,
         MissingExtraError,
         RunInterrupted,
@@ -35,6 +36,7 @@ __all__ = [
     "BatchResult",
     "ConfigError",
     "CrunchError",
+    "DuplicateKeyError",
     "Failure",
     "InvalidItem",
     "ItemFailedError",
@@ -66,6 +68,7 @@ _HOMES = {
         (
             "ConfigError",
             "CrunchError",
+            "DuplicateKeyError",
             "ItemFailedError",
             "MissingExtraError",
             "RunInterrupted",

@@ -19,7 +19,14 @@ from typing import Any, BinaryIO
 import click
 import orjson
 
-from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, OutputError, UsageError
+from crunch.exceptions import (
+    ConfigError,
+    CrunchError,
+    ItemFailedError,
+    OutputError,
+    RunInterrupted,
+    UsageError,
+)
 
 # The exit status when the reader of standard output goes away: 128 + SIGPIPE, what a shell
 # reports for `yes` or `cat` in `... | head -1` (README, exit statuses).
@@ -169,22 +176,79 @@ def run_process(**o: Any) -> int:
     if problems or task is None or config is None:
         return fail_usage(problems)
 
-    done: set[Any] = set()
+    intake = Intake()
+    plan = None
     if o["resume"]:
-        from crunch._resume import prepare_resume
+        from crunch._resume import scan_resume
 
         try:
-            done = prepare_resume(o["output"]).done
+            plan = scan_resume(o["output"])  # read only: nothing changes before every check
         except UsageError as exc:
             return fail_usage([str(exc)])
+        intake.own.add_path(o["output"])
 
-    intake = Intake()
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
-        entries = _entries(o, done, spool, intake)
-        entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
+        source = _entries(o, spool, intake)
+        resumed = None
+        if plan is not None:
+            from crunch._resume_check import check_same_task
+
+            try:
+                source = check_same_task(
+                    plan,
+                    source,
+                    task=task,
+                    options=options,
+                    config=config,
+                    init=init,
+                    split_size=split_size,
+                )
+                resumed = plan.apply()
+            except UsageError as exc:
+                return fail_usage([str(exc)])
+            except KeyboardInterrupt:
+                return RunInterrupted(signal.SIGINT).exit_code
+            if resumed.lines:
+                source = _skip_done(source, resumed.lines, intake)
+        entries = expand(source, task, split_size=split_size, reduce=o["reduce_"])
         regroup = Regroup(task, options, reduce=o["reduce_"]) if task.combiner else None
         fn = TaskCall(task, options)
-        return _drive(o, config, fn, init, entries, regroup, intake)
+        status = _drive(o, config, fn, init, entries, regroup, intake)
+    if resumed is not None and intake.listed_all:
+        _drop_stale(o["output"], resumed)
+    return status
+
+
+def _skip_done(source: Iterator[tuple[Any, Any]], lines: Any, intake: Intake) -> Any:
+    """The inputs that are not done yet; notes the done ones met, and when all were listed."""
+    from crunch._resume import mark_seen
+
+    for key, item in source:
+        if not mark_seen(lines, key):
+            yield key, item
+    intake.listed_all = True
+
+
+def _drop_stale(output: str, resumed: Any) -> None:
+    """--resume: the records of items that are no longer inputs go (README, "The command")."""
+    from crunch._resume import drop_stale
+
+    try:
+        removed = drop_stale(output, resumed)
+    except OSError as exc:
+        click.echo(
+            f"crunch: warning: --resume could not remove the records of items that are no "
+            f"longer inputs from {output}: {exc.strerror or exc}",
+            err=True,
+        )
+        return
+    if removed:
+        noun = "record" if removed == 1 else "records"
+        click.echo(
+            f"crunch: --resume removed {removed} {noun} of items no longer among the inputs "
+            f"from {output}",
+            err=True,
+        )
 
 
 class SkipNotes:
@@ -209,7 +273,8 @@ class Intake:
 
     ``skipped``: the walk's surprising skips. ``own``: the files the run writes, which no
     source yields (``crunch._own_files``); ``_drive`` adds them once they are open, before any
-    input is read.
+    input is read. ``listed_all``: with ``--resume``, every input was listed (so the records of
+    items not among them can go).
     """
 
     def __init__(self) -> None:
@@ -217,22 +282,26 @@ class Intake:
 
         self.skipped = SkipNotes()
         self.own = OwnFiles()
+        self.listed_all = False  # --resume: the source was read to its end
 
 
-def _entries(
-    o: dict[str, Any], done: set[Any], spool: Any, intake: Intake
-) -> Iterator[tuple[Any, Any]]:
+def _entries(o: dict[str, Any], spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
     from crunch._streams import stdin_binary
     from crunch.sources import jsonl_items, stdin_paths, walk
 
-    if o["jsonl_file"]:
+    if o["jsonl_file"] and o["key_field"]:
+        from crunch._unique_keys import unique_keys
+        from crunch.sources import jsonl_lines
+
         jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
-        source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
+        field = o["key_field"]
+        source: Iterator[tuple[Any, Any]] = unique_keys(jsonl_lines(jsonl, key_field=field), field)
+    elif o["jsonl_file"]:
+        jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
+        source = jsonl_items(jsonl)
     else:
         source = _paths(o, walk, stdin_paths, spool, intake)
-    if not done:
-        return source
-    return ((key, item) for key, item in source if key not in done)
+    return source
 
 
 def _spooled(
@@ -289,7 +358,7 @@ def _drive(
 ) -> int:
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch.api import _Stream
-    from crunch.exceptions import STOP_SIGNALS, RunInterrupted
+    from crunch.exceptions import STOP_SIGNALS
 
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
     run_id = uuid.uuid4().hex[:12]

@@ -110,6 +110,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import operator
 import os
 import re
 import stat
@@ -125,7 +126,15 @@ from crunch.results import InvalidItem
 if TYPE_CHECKING:
     from crunch._own_files import OwnFiles
 
-__all__ = ["Overlap", "check_paths", "glob_to_regex", "jsonl_items", "stdin_paths", "walk"]
+__all__ = [
+    "Overlap",
+    "check_paths",
+    "glob_to_regex",
+    "jsonl_items",
+    "jsonl_lines",
+    "stdin_paths",
+    "walk",
+]
 
 # How much of standard input to ask for at once in NUL mode; ``read1`` returns what is there.
 _STDIN_CHUNK = 64 * 1024
@@ -708,6 +717,16 @@ def jsonl_items(
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
+    return map(_KEY_AND_VALUE, jsonl_lines(path, key_field=key_field))
+
+
+_KEY_AND_VALUE = operator.itemgetter(1, 2)
+
+
+def jsonl_lines(
+    path: str | Path | BinaryIO, *, key_field: str | None = None
+) -> Iterator[tuple[int, Any, Any]]:
+    """``jsonl_items`` with each item's line number first: ``(line number, key, value)``."""
     opened: contextlib.AbstractContextManager[BinaryIO]
     if isinstance(path, (str, os.PathLike)):
         opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
@@ -721,24 +740,26 @@ def jsonl_items(
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
-                yield lineno, InvalidItem("JSONDecodeError", f"line {lineno}: {exc}")
+                yield lineno, lineno, InvalidItem("JSONDecodeError", f"line {lineno}: {exc}")
                 continue
             if key_field is None:
-                yield lineno, value
+                yield lineno, lineno, value
                 continue
             if not isinstance(value, dict) or key_field not in value:
                 what = "" if isinstance(value, dict) else " (the line is not an object)"
                 yield (
+                    lineno,
                     lineno,
                     InvalidItem("KeyError", f"line {lineno}: no field {key_field!r}{what}"),
                 )
                 continue
             key = value[key_field]
             if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
-                yield key, value
+                yield lineno, key, value
             else:
                 kind = _KEY_TYPE_NAMES.get(type(key), type(key).__name__)
                 yield (
+                    lineno,
                     lineno,
                     InvalidItem(
                         "TypeError",
