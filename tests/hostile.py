@@ -11,6 +11,10 @@ A new case is one line in a table. The tables:
   spelling, inside a walked directory, standard output redirected there): refused with exit 2
   and nothing touched, or run with crunch's own output left out of the inputs (README,
   "Inputs"). They run in the tree ``PLACEMENT_TREE`` builds.
+- ``DUPLICATE_KEYS``: ``--jsonl FILE --key FIELD`` inputs where a key may name two items
+  (README, "Inputs"): refused (exit 2, naming the key and both lines) or run whole.
+- ``RESUME_FILES``: what ``-o FILE --resume`` may find in FILE (README, "The command"): refused
+  with exit 2 and FILE untouched, or resumed to exactly one record per current input.
 - ``OVERLAPS``: PATHs that name files more than once (repeated, nested, through links): one
   item per file, under the key met first, and ``--resume`` has nothing more to do (README,
   "Inputs"). They run in the tree ``OVERLAP_TREE`` builds.
@@ -133,8 +137,9 @@ def PLACEMENT_TREE(root: Any) -> None:  # noqa: N802 - a table's companion, name
     (t / "b.txt").write_text("beta\n")
     (t / "sub" / "c.txt").write_text("gamma\n")
     (t / "notes.txt").write_text("my notes, not records\n")
+    stats = '{"bytes":6,"lines":1,"words":1,"sha256":"-"}'  # what the default task gives
     (t / "old.jsonl").write_text(
-        '{"item":"t/a.txt","ok":true,"value":1,"seconds":0,"attempts":1}\n'
+        f'{{"item":"t/a.txt","ok":true,"value":{stats},"seconds":0,"attempts":1}}\n'
     )
     (t / "outlink").symlink_to("sub/out.jsonl")  # dangling until a case writes that output
     (root / "data.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
@@ -292,4 +297,93 @@ STOPS = [
     Stop("int-group-start-up", INT, "group", "start-up", ("process",)),
     Stop("term-group-start-up", TERM, "group", "start-up", ("thread",)),
     Stop("hup-crunch-start-up", HUP, "crunch", "start-up", ("process",)),
+]
+
+
+# -------------------------------------------------------------------------- duplicate keys
+@dataclass(frozen=True)
+class Keyed:
+    id: str
+    lines: tuple[str, ...]  # the --jsonl file, one JSON text (or not) a line
+    repeated: str = ""  # the repeated key as JSON ("" when the input is fine)
+    at: tuple[int, int] = (0, 0)  # the lines of its two items
+    field: str = "id"
+
+
+DUPLICATE_KEYS = [
+    Keyed("string-twice", ('{"id": "a"}', '{"id": "b"}', '{"id": "a"}'), '"a"', (1, 3)),
+    Keyed("integer-twice", ('{"id": 1}', '{"id": 2}', '{"id": 1}'), "1", (1, 3)),
+    Keyed("string-and-integer-differ", ('{"id": "1"}', '{"id": 1}')),
+    Keyed("id-equals-a-malformed-lines-number", ('{"id": "x"}', "{oops", '{"id": 2}'), "2", (2, 3)),
+    Keyed("malformed-line-after-its-number", ('{"id": 3}', '{"id": "y"}', "{oops"), "3", (1, 3)),
+    Keyed("line-without-the-field", ('{"id": 2}', '{"n": 1}'), "2", (1, 2)),
+    Keyed("key-of-the-wrong-type", ('{"id": 2}', '{"id": true}'), "2", (1, 2)),
+    Keyed("true-is-not-1", ('{"id": 1}', '{"id": true}', '{"id": 3}')),
+    Keyed("blank-lines-are-no-items", ('{"id": "a"}', "", "  ", '{"id": "b"}')),
+    Keyed(
+        "late-repeat",
+        (*(f'{{"id": {n}}}' for n in range(100, 160)), '{"id": 100}'),
+        "100",
+        (1, 61),
+    ),
+    Keyed("other-field", ('{"k": "a", "id": 1}', '{"k": "a", "id": 2}'), '"a"', (1, 2), "k"),
+]
+
+
+# ---------------------------------------------------------------------------- resume files
+def _record(item: str, value: Any, ok: bool = True) -> str:
+    import json
+
+    body = {"item": item, "ok": ok, "value" if ok else "error": value}
+    return json.dumps({**body, "seconds": 0.1, "attempts": 1}, separators=(",", ":")) + "\n"
+
+
+_STATS = {"bytes": 6, "lines": 1, "words": 1, "sha256": "-"}  # the shape of a stats value
+_FAILED = {"kind": "error", "type": "OSError", "message": "x", "traceback": ""}
+
+
+@dataclass(frozen=True)
+class ResumeFile:
+    id: str
+    content: bytes = b""  # FILE before the resumed run
+    made_by: tuple[str, ...] = ()  # or: FILE made by "crunch process t" with these options
+    args: tuple[str, ...] = ()  # options of the resumed run (after "crunch process t")
+    refused: str = ""  # a part of the message when refused (exit 2, FILE untouched)
+    keys: tuple[str, ...] = ("t/a.txt", "t/b.txt")  # FILE's records after the resumed run
+    removed: int = 0  # records of items no longer among the inputs that were removed
+
+
+RESUME_FILES = [
+    ResumeFile("same-task", made_by=("--task", "stats")),
+    ResumeFile("written-by-another-task", made_by=("--task", "checksum"), refused="another task"),
+    ResumeFile(
+        "task-now-fails-on-a-done-item",
+        content=_record("t/a.txt", _STATS).encode(),
+        args=("--task", "faults:always_value_error"),
+        refused="the task now fails on it",
+    ),
+    ResumeFile("text-without-a-newline", b"my notes", refused="not a crunch result record"),
+    ResumeFile("torn-first-record", b'{"item":"t/a.txt","ok":tr'),
+    ResumeFile(
+        "two-ok-records-for-one-key",
+        (_record("t/a.txt", _STATS) * 2).encode(),
+        refused="two ok records",
+    ),
+    ResumeFile(
+        "records-of-items-gone",
+        (_record("t/gone.txt", _STATS) + _record("t/a.txt", _STATS)).encode(),
+        removed=1,
+    ),
+    ResumeFile(
+        "failed-records-of-items-gone",
+        (_record("t/gone.txt", _FAILED, ok=False) + _record("t/a.txt", _STATS)).encode(),
+    ),
+    ResumeFile(
+        "a-narrower-glob",
+        (_record("t/a.txt", _STATS) + _record("t/b.txt", _STATS)).encode(),
+        args=("--glob", "a*"),
+        keys=("t/a.txt",),
+        removed=1,
+    ),
+    ResumeFile("an-empty-file", b""),
 ]

@@ -297,8 +297,11 @@ def test_resume_runs_only_failed_and_missing(tree: Path, monkeypatch: pytest.Mon
         "sync",
     )
     assert again.exit_code == 0, again.stderr
-    assert sorted(calls.read_text().split()) == ["in/b.txt", "in/sub/c.txt"]
+    # in/a.txt runs once more, alone, only to check that the file was written by this task
+    # (README, "--resume"); its record stays the one the file had.
+    assert sorted(calls.read_text().split()) == ["in/a.txt", "in/b.txt", "in/sub/c.txt"]
     final = records(Path("out.jsonl").read_bytes())
+    assert [r for r in final if r["item"] == "in/a.txt"] == records(lines[0])
     assert sorted(r["item"] for r in final) == ["in/a.txt", "in/b.txt", "in/sub/c.txt"]
     assert all(r["ok"] for r in final)
 

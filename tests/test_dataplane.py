@@ -186,35 +186,6 @@ def test_cli_files_one_record_per_file(tmp_path: Path, mode: str) -> None:
     assert len(keys) == 40
 
 
-@pytest.mark.parametrize("mode", ["process", "sync"])
-def test_cli_duplicate_keys_are_refused_and_nothing_is_lost(tmp_path: Path, mode: str) -> None:
-    """Two lines with one --key value, or an id equal to a broken line's number: exit 2 with a
-    message naming each key and its lines, and every line still has its record."""
-    lines = ['{"id": 1, "x": 1}', '{"id": 2, "x": 2}', '{"id": 1, "x": 3}', "not json"]
-    lines += ['{"id": 4, "x": 5}', '{"id": "1", "x": 1}']  # 4 is the broken line's key too
-    path = tmp_path / "dup.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    out, records = run_cli(
-        "--jsonl", str(path), "--key", "id", "--task", "dataplane_tasks:double", "--mode", mode
-    )
-    assert out.returncode == 2, out.stderr.decode()
-    err = out.stderr.decode()
-    assert "2 keys name more than one line: 1 (lines 1, 3); 4 (lines 4, 5)" in err
-    assert "Traceback" not in err
-    assert len(records) == 6
-
-
-def test_cli_unique_keys_pass_at_scale(tmp_path: Path) -> None:
-    """Thousands of distinct keys (ints and strings alike) raise no false alarm."""
-    path = tmp_path / "r.jsonl"
-    lines = [json.dumps({"id": i, "x": i}) for i in range(5000)]
-    lines += [json.dumps({"id": f"k{i}", "x": i}) for i in range(5000)]
-    path.write_text("\n".join(lines) + "\n")
-    out, records = run_cli("--jsonl", str(path), "--key", "id", "--task", "dataplane_tasks:double")
-    assert out.returncode == 0, out.stderr.decode()
-    assert len(records) == 10_000
-
-
 def test_jsonl_ranges_hold_at_most_the_lines_asked_and_cover_the_file(tmp_path: Path) -> None:
     """The parent's cuts: each range holds at most the lines asked for (the first chunks are
     one line each, so short lines still spread over the workers), ranges follow each other

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,19 @@ import pytest
 from conftest import LOCAL_MODES
 from helpers import crunch_cmd, env
 from hostile import (
+    DUPLICATE_KEYS,
     NAMES,
     OVERLAP_TREE,
     OVERLAPS,
     PLACEMENT_TREE,
     PLACEMENTS,
+    RESUME_FILES,
     VALUES,
+    Keyed,
     Name,
     Overlapping,
     Placement,
+    ResumeFile,
 )
 
 import crunch
@@ -325,3 +330,98 @@ def test_overlapping_paths_give_one_item_per_file(
     again = run([*args, "--resume"], tmp_path, case.stdin)
     assert again.returncode == 0, again.stderr.decode(errors="replace")
     assert (tmp_path / "out.jsonl").read_bytes() == written
+
+
+# --------------------------------------------------------------------------- duplicate keys
+def _keyed_params() -> list[Any]:
+    return [
+        pytest.param(case, mode, id=f"{case.id}-{mode}")
+        for case in DUPLICATE_KEYS
+        # The check is the parent's, the same in every mode: one case also runs with workers.
+        for mode in (("sync", "process") if case.id == "late-repeat" else ("sync",))
+    ]
+
+
+@pytest.mark.parametrize(("case", "mode"), _keyed_params())
+def test_a_key_names_one_item(tmp_path: Path, case: Keyed, mode: str) -> None:
+    """README "Inputs": a repeated --key value is refused, naming the key and both lines;
+    what was recorded before stays whole, never two records with one key."""
+    (tmp_path / "in.jsonl").write_text("".join(line + "\n" for line in case.lines))
+    args = ["process", "--jsonl", "in.jsonl", "--key", case.field, "--task", "faults:add_offset"]
+    result = run([*args, "--mode", mode, "--workers", "2", "-o", "out.jsonl"], tmp_path)
+    stderr = result.stderr.decode(errors="replace")
+    assert "Traceback" not in stderr
+    records = [strict_json(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    keys = [r["item"] for r in records]
+    assert len(keys) == len(set(keys)), keys
+    if not case.repeated:
+        assert result.returncode in (0, 1), stderr
+        assert len(records) == sum(1 for line in case.lines if line.strip())
+        return
+    assert result.returncode == 2, stderr
+    first, second = case.at
+    assert f"the key {case.repeated} names two items, line {first}" in stderr, stderr
+    assert f"line {second}" in stderr
+    # Every item before the repeat was recorded or counted as not run; none after it was read.
+    before = [(n, line) for n, line in enumerate(case.lines[: second - 1], 1) if line.strip()]
+    assert set(keys) <= {_key_of_line(n, line, case.field) for n, line in before}
+    counted = re.search(r"not run (\d+)", stderr)
+    assert counted, stderr
+    not_run = int(counted.group(1))
+    assert len(records) + not_run == len(before)
+
+
+def _key_of_line(lineno: int, line: str, field: str) -> Any:
+    """The key crunch gives a --jsonl line (README "Inputs"), to check the test's own table."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return lineno
+    key = value.get(field) if isinstance(value, dict) else None
+    ok = isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool))
+    return key if ok else lineno
+
+
+# ----------------------------------------------------------------------------- resume files
+def _resume_params() -> list[Any]:
+    return [
+        pytest.param(case, mode, id=f"{case.id}-{mode}")
+        for case in RESUME_FILES
+        # The check runs the task in the run's mode: that case runs in each of them.
+        for mode in (LOCAL_MODES if case.id == "written-by-another-task" else ("sync",))
+    ]
+
+
+@pytest.mark.parametrize(("case", "mode"), _resume_params())
+def test_resume_takes_only_a_results_file_of_this_task(
+    tmp_path: Path, case: ResumeFile, mode: str
+) -> None:
+    """README "--resume": another task's file, a file that is no results file, a key with two
+    ok records are refused, untouched; otherwise FILE ends with one record per input."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.txt").write_text("alpha\n")
+    (tmp_path / "t" / "b.txt").write_text("beta\n")
+    out = tmp_path / "out.jsonl"
+    if case.made_by:
+        made = run(["process", "t", *case.made_by, "-o", "out.jsonl"], tmp_path)
+        assert made.returncode == 0, made.stderr
+    else:
+        out.write_bytes(case.content)
+    before = out.read_bytes()
+    args = ["process", "t", *case.args, "-o", "out.jsonl", "--resume", "--mode", mode]
+    result = run(args, tmp_path)
+    stderr = result.stderr.decode(errors="replace")
+    assert "Traceback" not in stderr
+    if case.refused:
+        assert result.returncode == 2, stderr
+        assert case.refused in stderr
+        assert "left unchanged" in stderr
+        assert out.read_bytes() == before
+        return
+    assert result.returncode == 0, stderr
+    items = [strict_json(line)["item"] for line in out.read_bytes().splitlines()]
+    assert sorted(items) == sorted(case.keys)
+    if case.removed:
+        assert f"removed {case.removed} record" in stderr
+    else:
+        assert "removed" not in stderr

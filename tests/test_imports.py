@@ -24,6 +24,7 @@ DOCUMENTED = {
     "TaskNotImportableError",
     "MissingExtraError",
     "SourceError",
+    "DuplicateKeyError",
     "RunInterrupted",
     "ItemFailedError",
     "WorkerStartError",

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crunch._resume import MAX_BAD_LINES_SHOWN, ResumeState, prepare_resume
+from crunch._resume import (
+    MAX_BAD_LINES_SHOWN,
+    ResumeState,
+    drop_stale,
+    mark_seen,
+    prepare_resume,
+    scan_resume,
+)
 from crunch.exceptions import UsageError
 
 
@@ -86,13 +93,17 @@ def test_failed_records_are_dropped_and_ok_records_kept(out: Path) -> None:
     assert lines_of(out) == [ok("a"), ok("c")]
 
 
-def test_duplicate_ok_records_collapse_to_the_last_one(out: Path) -> None:
-    """Of several ok records for one key only the last is kept, in its place in the file."""
-    write(out, ok("a", "old"), ok("b"), ok("a", "new"))
-    state = prepare_resume(out)
-    assert state.done == {"a", "b"}
-    assert state.dropped_duplicates == 1
-    assert lines_of(out) == [ok("b"), ok("a", "new")]
+def test_two_ok_records_for_one_key_are_refused_and_the_file_kept(out: Path) -> None:
+    """A key with two ok records named two items: dropping either would lose a record."""
+    write(out, ok("a", "old"), ok("b"), ok("a", "new"), ok(7), ok(7))
+    before = out.read_bytes()
+    with pytest.raises(UsageError) as info:
+        prepare_resume(out)
+    message = str(info.value)
+    assert '"a" on lines 1 and 3' in message
+    assert "7 on lines 4 and 5" in message
+    assert "left unchanged" in message
+    assert out.read_bytes() == before
 
 
 def test_an_ok_record_anywhere_makes_the_item_done(out: Path) -> None:
@@ -160,7 +171,8 @@ def test_clean_file_is_not_rewritten(out: Path) -> None:
     write(out, ok("a"), ok(2))
     inode = out.stat().st_ino
     state = prepare_resume(out)
-    assert state == ResumeState(done={"a", 2}, kept=2, existed=True)
+    assert state == ResumeState(lines={"a": 1, 2: 2}, kept=2, existed=True)
+    assert state.done == {"a", 2}
     assert out.stat().st_ino == inode
 
 
@@ -229,15 +241,93 @@ records = st.lists(
 def test_prepare_matches_a_simple_model(
     out: Path, history: list[tuple[Any, bool]], torn: bool
 ) -> None:
-    """For any record history: done = keys with an ok record; file = each one's last ok line."""
+    """For any record history: done = keys with an ok record; file = each one's ok line; a key
+    with two ok records is refused and the file left as it was."""
     lines = [ok(key, i) if good else failed(key) for i, (key, good) in enumerate(history)]
     write(out, *lines, torn=b'{"item": 9, "ok": true' if torn else b"")
+    oks = [key for key, good in history if good]
+    if len(oks) != len(set(oks)):
+        before = out.read_bytes()
+        with pytest.raises(UsageError, match="two ok records"):
+            prepare_resume(out)
+        assert out.read_bytes() == before
+        return
     state = prepare_resume(out)
 
-    last_ok = {key: i for i, (key, good) in enumerate(history) if good}
-    assert state.done == set(last_ok)
+    only_ok = {key: i for i, (key, good) in enumerate(history) if good}
+    assert state.done == set(only_ok)
     assert state.repaired_torn_line == torn
-    assert lines_of(out) == [lines[i] for i in sorted(last_ok.values())]
-    assert state.kept == len(last_ok)
+    assert lines_of(out) == [lines[i] for i in sorted(only_ok.values())]
+    assert state.kept == len(only_ok)
     assert state.dropped_failed == sum(not good for _, good in history)
     assert prepare_resume(out).rewritten is False  # a second prepare finds nothing to do
+
+
+# --- what is not a crunch results file is never emptied ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"my notes", b"hello\nworld", b"{}", b'{"it": 1}', b"\xef\xbb\xbfdata", b' {"item":'],
+    ids=["text", "text-then-torn", "json", "another-json", "bom-text", "indented"],
+)
+def test_a_last_line_that_cannot_be_a_torn_record_is_refused(out: Path, content: bytes) -> None:
+    """Only a line starting as records do ('{"item":') can be torn from one: a file without a
+    final newline that is anything else is refused, never erased."""
+    out.write_bytes(content)
+    with pytest.raises(UsageError, match="not a crunch result record"):
+        prepare_resume(out)
+    assert out.read_bytes() == content
+
+
+@pytest.mark.parametrize("torn", [b"{", b'{"it', b'{"item":', b'{"item":"a","ok":tr'])
+def test_a_torn_start_of_a_record_is_repaired(out: Path, torn: bytes) -> None:
+    """A killed run may leave any prefix of a record: it is removed, never parsed."""
+    write(out, ok("z"), torn=torn)
+    state = prepare_resume(out)
+    assert state.repaired_torn_line
+    assert lines_of(out) == [ok("z")]
+
+
+def test_a_file_that_is_one_torn_record_is_emptied(out: Path) -> None:
+    """A first write cut short leaves no newline at all: still a torn record, removed."""
+    out.write_bytes(b'{"item":"a","ok":true,"va')
+    assert prepare_resume(out).done == set()
+    assert out.read_bytes() == b""
+
+
+# --- scan first, change later; records of items gone --------------------------------------
+
+
+def test_scan_changes_nothing_until_apply(out: Path) -> None:
+    """scan_resume only reads: a check can still refuse with the file as it was."""
+    write(out, ok("a", {"n": 1}), failed("b"), torn=b'{"item"')
+    before = out.read_bytes()
+    plan = scan_resume(out)
+    assert set(plan.lines) == {"a"}
+    assert plan.recorded_value("a") == {"n": 1}
+    assert out.read_bytes() == before
+    plan.apply()
+    assert lines_of(out) == [ok("a", {"n": 1})]
+
+
+def test_drop_stale_removes_only_the_records_of_keys_not_met(out: Path) -> None:
+    """Keys marked as met stay; the others' records go; appended records are kept."""
+    write(out, ok("kept"), ok("gone"), ok(3))
+    state = prepare_resume(out)
+    assert mark_seen(state.lines, "kept")
+    assert not mark_seen(state.lines, "new")
+    with open(out, "ab") as f:
+        f.write(ok("new") + b"\n")
+    assert drop_stale(out, state) == 2
+    assert lines_of(out) == [ok("kept"), ok("new")]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["results.jsonl"]
+
+
+def test_drop_stale_with_nothing_stale_leaves_the_file(out: Path) -> None:
+    write(out, ok("a"))
+    state = prepare_resume(out)
+    mark_seen(state.lines, "a")
+    inode = out.stat().st_ino
+    assert drop_stale(out, state) == 0
+    assert out.stat().st_ino == inode

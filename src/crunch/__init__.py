@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from crunch.exceptions import (
         ConfigError,
         CrunchError,
+        DuplicateKeyError,
         ItemFailedError,
         MissingExtraError,
         RunInterrupted,
@@ -37,6 +38,7 @@ __all__ = [
     "BatchResult",
     "ConfigError",
     "CrunchError",
+    "DuplicateKeyError",
     "Failure",
     "InvalidItem",
     "ItemFailedError",
@@ -72,6 +74,7 @@ _HOMES = {
         (
             "ConfigError",
             "CrunchError",
+            "DuplicateKeyError",
             "ItemFailedError",
             "MissingExtraError",
             "RunInterrupted",

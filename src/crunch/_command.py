@@ -19,7 +19,14 @@ from typing import Any, BinaryIO
 import click
 import orjson
 
-from crunch.exceptions import ConfigError, CrunchError, ItemFailedError, OutputError, UsageError
+from crunch.exceptions import (
+    ConfigError,
+    CrunchError,
+    ItemFailedError,
+    OutputError,
+    RunInterrupted,
+    UsageError,
+)
 
 # The exit status when the reader of standard output goes away: 128 + SIGPIPE, what a shell
 # reports for `yes` or `cat` in `... | head -1` (README, exit statuses).
@@ -169,38 +176,101 @@ def run_process(**o: Any) -> int:
     if problems or task is None or config is None:
         return fail_usage(problems)
 
-    done: set[Any] = set()
+    intake = Intake()
+    plan = None
     if o["resume"]:
-        from crunch._resume import prepare_resume
+        from crunch._resume import scan_resume
 
         try:
-            done = prepare_resume(o["output"]).done
+            plan = scan_resume(o["output"])  # read only: nothing changes before every check
         except UsageError as exc:
             return fail_usage([str(exc)])
+        intake.own.add_path(o["output"])
 
-    intake = Intake()
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
+        source = _entries(o, spool, intake)
+        resumed = None
+        if plan is not None:
+            from crunch._resume_check import check_same_task
+
+            try:
+                source = check_same_task(
+                    plan,
+                    source,
+                    task=task,
+                    options=options,
+                    config=config,
+                    init=init,
+                    split_size=split_size,
+                )
+                resumed = plan.apply()
+            except UsageError as exc:
+                return fail_usage([str(exc)])
+            except KeyboardInterrupt:
+                return RunInterrupted(signal.SIGINT).exit_code
+            if resumed.lines:
+                source = _skip_done(source, resumed.lines, intake)
         fn = TaskCall(task, options)
-        entries = _entries(o, done, spool, intake)
         if task.combiner is None:
             # The data plane: workers read, run and encode; the parent writes their bytes.
-            return _drive(o, config, fn, init, _source(o, entries, done), None, intake)
-        entries = expand(entries, task, split_size=split_size, reduce=o["reduce_"])
-        regroup = Regroup(task, options, reduce=o["reduce_"])
-        return _drive(o, config, fn, init, entries, regroup, intake)
+            plane = _plane_source(o, source, resumed)
+            status = _drive(o, config, fn, init, plane, None, intake)
+        else:
+            entries = expand(source, task, split_size=split_size, reduce=o["reduce_"])
+            regroup = Regroup(task, options, reduce=o["reduce_"])
+            status = _drive(o, config, fn, init, entries, regroup, intake)
+    if resumed is not None and intake.listed_all:
+        _drop_stale(o["output"], resumed)
+    return status
 
 
-def _source(o: dict[str, Any], entries: Iterator[tuple[Any, Any]], done: set[Any]) -> Any:
-    """The input as a source the workers open themselves: a JSON Lines file they read in
-    line-aligned ranges (the keys ``--resume`` has go with them), or the keys of files."""
+def _plane_source(o: dict[str, Any], source: Iterator[tuple[Any, Any]], resumed: Any) -> Any:
+    """The input as the workers can open it themselves: a regular JSON Lines file they read in
+    line-aligned ranges, or the keys of files. ``--key`` (whose keys the parent checks one by
+    one, see crunch._unique_keys), ``--resume`` and piped input keep the parent's line-by-line
+    reading; their records are still encoded by the workers."""
     from crunch.sources import FilesSource, JsonlSource
 
     jsonl = o["jsonl_file"]
-    if jsonl and jsonl != "-" and JsonlSource(jsonl).regular():
-        return JsonlSource(jsonl, o["key_field"], frozenset(done))
+    if jsonl and jsonl != "-" and not o["key_field"] and resumed is None:
+        plane = JsonlSource(jsonl)
+        if plane.regular():
+            return plane
     if jsonl:
-        return entries  # a pipe: read here, line by line
-    return FilesSource(entries)
+        return source
+    return FilesSource(source)
+
+
+def _skip_done(source: Iterator[tuple[Any, Any]], lines: Any, intake: Intake) -> Any:
+    """The inputs that are not done yet; notes the done ones met, and when all were listed."""
+    from crunch._resume import mark_seen
+
+    for key, item in source:
+        if not mark_seen(lines, key):
+            yield key, item
+    intake.listed_all = True
+
+
+def _drop_stale(output: str, resumed: Any) -> None:
+    """--resume: the records of items that are no longer inputs go (README, "The command")."""
+    from crunch._resume import drop_stale
+
+    try:
+        removed = drop_stale(output, resumed)
+    except OSError as exc:
+        click.echo(
+            f"crunch: warning: --resume could not remove the records of items that are no "
+            f"longer inputs from {output}: {exc.strerror or exc}",
+            err=True,
+        )
+        return
+    if removed:
+        noun = "record" if removed == 1 else "records"
+        click.echo(
+            f"crunch: --resume removed {removed} {noun} of items no longer among the inputs "
+            f"from {output}",
+            err=True,
+        )
 
 
 class SkipNotes:
@@ -225,7 +295,8 @@ class Intake:
 
     ``skipped``: the walk's surprising skips. ``own``: the files the run writes, which no
     source yields (``crunch._own_files``); ``_drive`` adds them once they are open, before any
-    input is read.
+    input is read. ``listed_all``: with ``--resume``, every input was listed (so the records of
+    items not among them can go).
     """
 
     def __init__(self) -> None:
@@ -233,22 +304,26 @@ class Intake:
 
         self.skipped = SkipNotes()
         self.own = OwnFiles()
+        self.listed_all = False  # --resume: the source was read to its end
 
 
-def _entries(
-    o: dict[str, Any], done: set[Any], spool: Any, intake: Intake
-) -> Iterator[tuple[Any, Any]]:
+def _entries(o: dict[str, Any], spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
     from crunch._streams import stdin_binary
     from crunch.sources import jsonl_items, stdin_paths, walk
 
-    if o["jsonl_file"]:
+    if o["jsonl_file"] and o["key_field"]:
+        from crunch._unique_keys import unique_keys
+        from crunch.sources import jsonl_lines
+
         jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
-        source: Iterator[tuple[Any, Any]] = jsonl_items(jsonl, key_field=o["key_field"])
+        field = o["key_field"]
+        source: Iterator[tuple[Any, Any]] = unique_keys(jsonl_lines(jsonl, key_field=field), field)
+    elif o["jsonl_file"]:
+        jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
+        source = jsonl_items(jsonl)
     else:
         source = _paths(o, walk, stdin_paths, spool, intake)
-    if not done:
-        return source
-    return ((key, item) for key, item in source if key not in done)
+    return source
 
 
 def _spooled(
@@ -305,7 +380,7 @@ def _drive(
 ) -> int:
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch.api import _Stream
-    from crunch.exceptions import STOP_SIGNALS, RunInterrupted
+    from crunch.exceptions import STOP_SIGNALS
     from crunch.scheduler import RecordBatch
 
     show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
@@ -319,7 +394,6 @@ def _drive(
         config=config,
         keyed=True,
         records=records,
-        unique_keys=bool(o["key_field"]),
     )
     progress = None
     if show_progress:
@@ -428,59 +502,9 @@ def _drive(
     log.info(
         "run.end", ok=summary.ok, failed=summary.failed, not_run=not_run, seconds=round(seconds, 3)
     )
-    duplicated = _duplicate_keys(o, stream.scheduler.keycheck)
-    if duplicated:
-        click.echo(f"crunch: error: {duplicated}", err=True)
-        return status or UsageError.exit_code
     if status:
         return status
     return ItemFailedError.exit_code if summary.failed or stats.halted else 0
-
-
-def _duplicate_keys(o: dict[str, Any], keycheck: Any) -> str | None:
-    """With ``--key``: the message naming the keys that more than one line has, else None.
-
-    The run kept only fingerprints of the keys (crunch._keycheck); a suspect is confirmed
-    here against the file's keys, read again (a slow pass, only when there is a suspect).
-    """
-    if keycheck is None:
-        return None
-    suspects = keycheck.suspects()
-    if not suspects:
-        return None
-    from crunch._keycheck import duplicates
-    from crunch.sources import jsonl_entry
-
-    path = o["jsonl_file"]
-    field = o["key_field"]
-    if path == "-":  # standard input is gone: the fingerprints alone must tell
-        return (
-            f"--key {field}: some keys name more than one line of standard input; a key must "
-            "name one item. Every line's record was written."
-        )
-
-    def keys() -> Iterator[tuple[int, Any]]:
-        with open(path, "rb") as f:
-            for line, raw in enumerate(f, start=1):
-                entry = jsonl_entry(line, raw, field)
-                if entry is not None:
-                    yield line, entry[0]
-
-    found = duplicates(keys(), suspects)
-    if not found:
-        return None
-    shown = "; ".join(
-        f"{orjson.dumps(key).decode()} (lines {', '.join(map(str, lines))})"
-        for key, lines in list(found.items())[:10]
-    )
-    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-    noun = "key names" if len(found) == 1 else "keys name"
-    return (
-        f"--key {field}: {len(found)} {noun} more than one line: {shown}{more}. A key must "
-        "name one item: make the field unique, or leave out --key to key lines by number "
-        "(a line that is not valid JSON, or has no such field, is keyed by its number too). "
-        "Every line's record was written."
-    )
 
 
 def _log_failures(log: Any, failures: Iterable[Any]) -> None:

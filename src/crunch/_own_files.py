@@ -25,6 +25,8 @@ import stat
 from collections.abc import Iterable
 from typing import BinaryIO
 
+from crunch.results import RECORD_START
+
 __all__ = ["OwnFiles", "output_problems"]
 
 Identity = tuple[int, int]
@@ -85,10 +87,6 @@ def _looks_like_records(path: str) -> bool:
     return head == RECORD_START[: len(head)]
 
 
-RECORD_START = b'{"item":'
-"""How every record line begins (``ItemResult.as_record`` puts ``item`` first)."""
-
-
 def _walked_into(output: str, root: str, *, hidden: bool) -> bool:
     """Is ``output`` inside the directory ``root`` (by real path), where a walk would meet it?"""
     real_root = os.path.realpath(root)
@@ -118,10 +116,21 @@ class OwnFiles:
             st = os.fstat(stream.fileno())
         except (OSError, ValueError, AttributeError):
             return
+        name = os.path.basename(os.path.realpath(path)) if path else _name_of_fd(stream.fileno())
+        self._note(st, name)
+
+    def add_path(self, path: str) -> None:
+        """Note a file of ours by its path, before it is open (nothing when it is not there)."""
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return
+        self._note(st, os.path.basename(os.path.realpath(path)))
+
+    def _note(self, st: os.stat_result, name: str | None) -> None:
         if not stat.S_ISREG(st.st_mode):
             return
         self.identities.add((st.st_dev, st.st_ino))
-        name = os.path.basename(os.path.realpath(path)) if path else _name_of_fd(stream.fileno())
         if name is None or st.st_nlink > 1:
             self.every_name = True
         else:

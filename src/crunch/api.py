@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from crunch._feed import KeyFn
+from crunch.exceptions import DuplicateKeyError, SourceError
 from crunch.results import BatchResult, ItemResult
 
 if TYPE_CHECKING:
@@ -47,22 +48,68 @@ def run(
     ``options`` are the fields of ``crunch.RunConfig`` (``workers``, ``mode``, ``chunk_size``,
     ``timeout``, ``retries``, ``retry_on``, ``max_failures``, ``ordered``, ``progress``...).
     Failures never raise; call ``raise_for_failures()`` on the result for that.
+
+    The result maps each key to one item, so keys must be unique: the first key met again
+    stops the run and raises ``DuplicateKeyError`` (``imap`` yields every result instead).
+    When ``items`` itself raises, ``SourceError`` is raised once every item it produced has
+    its result, with those results as ``exc.partial``.
     """
     stream = _Stream(fn, items, key=key, init=init, options=options)
     batch = BatchResult()
-    succeeded, failed = batch.succeeded, batch.failed
     try:
-        for results in stream.batches():
-            succeeded.update(results.ok_pairs())
-            for result in results.others:
-                if result.error is None:
-                    succeeded[result.key] = result.value
-                else:
-                    failed[result.key] = result.error
+        _collect(stream, batch)
+    except (SourceError, DuplicateKeyError) as exc:
+        exc.partial = _totals(batch, stream)
+        raise
     finally:
         stream.close()
+    return _totals(batch, stream)
+
+
+def _collect(stream: _Stream, batch: BatchResult) -> None:
+    succeeded, failed = batch.succeeded, batch.failed
+    for results in stream.batches():
+        keys = results.keys
+        if keys:
+            if not succeeded.keys().isdisjoint(keys) or (
+                failed and not failed.keys().isdisjoint(keys)
+            ):
+                _add_one_by_one(batch, results.ok_pairs())
+            before = len(succeeded)
+            succeeded.update(results.ok_pairs())
+            if len(succeeded) - before != len(keys):  # a key twice in this batch
+                for k in keys:
+                    succeeded.pop(k, None)
+                _add_one_by_one(batch, results.ok_pairs())
+        for result in results.others:
+            if result.key in succeeded or result.key in failed:
+                raise _duplicate(result.key)
+            if result.error is None:
+                succeeded[result.key] = result.value
+            else:
+                failed[result.key] = result.error
+
+
+def _add_one_by_one(batch: BatchResult, pairs: Iterable[tuple[Any, Any]]) -> None:
+    """Add ok results until the repeated key, then raise (the slow path, taken once)."""
+    for k, value in pairs:
+        if k in batch.succeeded or k in batch.failed:
+            raise _duplicate(k)
+        batch.succeeded[k] = value
+
+
+def _duplicate(key: Any) -> DuplicateKeyError:
+    return DuplicateKeyError(
+        f"two items have the key {key!r}: crunch.run maps each key to one result, so keys "
+        "must be unique (give key= a function that returns one key per item, or use "
+        "crunch.imap, which yields every result)",
+        key=key,
+    )
+
+
+def _totals(batch: BatchResult, stream: _Stream) -> BatchResult:
     batch.not_run = stream.stats.not_run
-    batch.seconds = stream.stats.ended - stream.stats.started
+    batch.seconds = max(0.0, (stream.stats.ended or stream.stats.started) - stream.stats.started)
     return batch
 
 

@@ -11,9 +11,12 @@ rooted at ``CrunchError`` so a caller can catch crunch's own errors in one place
     |   +-- MissingExtraError                      an optional extra (dask, plot) is not installed
     |   +-- WorkerStartError                       workers could not load the task, or --init
     |                                              failed or killed them
+    |   +-- DuplicateKeyError                      two items have one key (``partial``: the
+    |                                              results crunch.run collected before it)
     +-- OutputError                  exit_code 2   the records cannot be written: a bad -o path,
     |                                              a full disk (the records before stay whole)
     +-- SourceError                  exit_code 1   the input iterable itself raised mid-run
+    |                                              (``partial``: the results crunch.run got)
     +-- ItemFailedError              exit_code 1   one item's Failure, raised on request
     |                                              (BatchResult.raise_for_failures groups them)
     +-- RunInterrupted               exit_code 130 SIGINT (143 for SIGTERM, SIGHUP) stopped the run
@@ -25,6 +28,10 @@ exit status is written once, here.
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crunch.results import BatchResult
 
 
 class CrunchError(Exception):
@@ -68,7 +75,28 @@ class OutputError(CrunchError):
 
 
 class SourceError(CrunchError):
-    """The input iterable raised while crunch was reading it; results so far were delivered."""
+    """The input iterable raised while crunch was reading it; results so far were delivered.
+
+    The iterable's own exception is ``__cause__``. ``crunch.imap`` and ``amap`` yield every
+    result before raising this; ``crunch.run`` attaches them, as a ``BatchResult`` of every
+    item the iterable produced before it raised, as ``partial``.
+    """
+
+    partial: BatchResult | None = None
+
+
+class DuplicateKeyError(UsageError):
+    """Two items have the same key, which must name one item; ``key`` is that key.
+
+    ``crunch.run`` raises it at the first repeated key (``run`` maps each key to one result),
+    with the results collected before it as ``partial`` (a ``BatchResult``; the key holds its
+    first item's result). The command raises it for a repeated ``--key`` value.
+    """
+
+    def __init__(self, message: str, *, key: object, partial: BatchResult | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.partial = partial
 
 
 class ItemFailedError(CrunchError):

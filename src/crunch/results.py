@@ -39,6 +39,10 @@ class Failure:
         }
 
 
+RECORD_START = b'{"item":'
+"""How every record line begins: ``as_record`` puts ``item`` first, and the line is compact."""
+
+
 class ItemResult(NamedTuple):
     """The outcome of one item: ``value`` when ``ok``, else ``error`` (a ``Failure``).
 

@@ -58,7 +58,7 @@ from crunch._sizing import ChunkSizer
 from crunch._units import Job
 from crunch.backends import Backend, Lost, make_backend
 from crunch.config import RunConfig
-from crunch.exceptions import RunInterrupted, SourceError, UsageError
+from crunch.exceptions import CrunchError, RunInterrupted, SourceError, UsageError
 from crunch.results import ItemResult
 
 # An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
@@ -342,6 +342,8 @@ class Scheduler:
             feed.close()
             await backend.close(kill=not clean or self.killed)
         if feed.error is not None:
+            if isinstance(feed.error, CrunchError):  # the source refused its input itself
+                raise feed.error
             raise SourceError(f"reading the input failed: {feed.error!r}") from feed.error
         if self.stats.stop_signal is not None:
             raise RunInterrupted(self.stats.stop_signal)
@@ -369,6 +371,8 @@ class Scheduler:
 
     def _fill(self) -> None:
         """Submit chunks while the window has room and there is work."""
+        if isinstance(self.feed.error, UsageError) and not self.stopping:
+            self._halt()  # the source refused its input (a repeated key): start nothing more
         if self.stopping:
             return
         self._release_retries()

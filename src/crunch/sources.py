@@ -110,6 +110,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import operator
 import os
 import re
 import stat
@@ -134,6 +135,7 @@ __all__ = [
     "glob_to_regex",
     "jsonl",
     "jsonl_items",
+    "jsonl_lines",
     "stdin_paths",
     "walk",
 ]
@@ -719,6 +721,16 @@ def jsonl_items(
     The key is the 1-based line number, or the value of the top-level field ``key_field``. A
     broken line yields ``(line number, InvalidItem)`` instead (see the module docstring).
     """
+    return map(_KEY_AND_VALUE, jsonl_lines(path, key_field=key_field))
+
+
+_KEY_AND_VALUE = operator.itemgetter(1, 2)
+
+
+def jsonl_lines(
+    path: str | os.PathLike[str] | BinaryIO, *, key_field: str | None = None
+) -> Iterator[tuple[int, Any, Any]]:
+    """``jsonl_items`` with each item's line number first: ``(line number, key, value)``."""
     opened: contextlib.AbstractContextManager[BinaryIO]
     if isinstance(path, (str, os.PathLike)):
         opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
@@ -728,7 +740,7 @@ def jsonl_items(
         for lineno, raw in enumerate(f, start=1):
             entry = jsonl_entry(lineno, raw, key_field)
             if entry is not None:
-                yield entry
+                yield lineno, entry[0], entry[1]
 
 
 def jsonl_entry(lineno: int, raw: bytes, key_field: str | None) -> tuple[Any, Any] | None:
