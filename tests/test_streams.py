@@ -2,7 +2,8 @@
 
 Through the real command in a subprocess, in every local mode: whatever a task, its ``--init``
 or their child processes write to standard output lands on standard error; a reader that goes
-away (``| head -1``) ends crunch quietly with 141; ``>&-`` and ``2>&-`` are handled.
+away (``| head -1``, of stdout or stderr) ends crunch quietly with 141; ``>&-`` and ``2>&-``
+are handled.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def ints(tmp_path: Path, count: int) -> Path:
 def records(stdout: bytes) -> list[dict]:
     """Every line of standard output, each of which must be a record."""
     return [orjson.loads(line) for line in stdout.splitlines()]
+
+
+def assert_session_gone(sid: int, timeout: float = 10.0) -> None:
+    """No process of the run is left (the forkserver ends a moment after crunch does)."""
+    deadline = time.monotonic() + timeout
+    while processes_with_session(sid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes_with_session(sid), "a process of the run survives"
 
 
 def shell(script: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -192,7 +201,37 @@ def test_reader_going_away_ends_quietly(tmp_path: Path, mode: str) -> None:
     assert proc.returncode == 128 + signal.SIGPIPE, err.decode()
     assert err == b""
     assert time.monotonic() - began < 30
-    assert not processes_with_session(proc.pid)
+    assert_session_gone(proc.pid)
+
+
+@pytest.mark.timeout(120)
+def test_stderr_reader_going_away_ends_quietly(tmp_path: Path) -> None:
+    """`crunch ... -o FILE 2>&1 | head -1`: 141, and FILE holds whole records."""
+    target = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        crunch_cmd(
+            "process",
+            "--jsonl",
+            str(ints(tmp_path, 100_000)),
+            "--task",
+            "faults:square_or_fail",  # a warning on stderr for every tenth item
+            "--workers",
+            "2",
+            "-o",
+            str(target),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env(),
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    assert b"item.failed" in proc.stderr.readline()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert_session_gone(proc.pid)
+    got = read_records(target)  # whole lines only
+    assert len({r["item"] for r in got}) == len(got)
 
 
 def test_stdout_closed_without_output_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -105,6 +105,17 @@ def _flush(stream: object) -> None:
         getattr(stream, "flush")()  # noqa: B009 - any object; a stream without flush is fine
 
 
+def silence_stderr() -> None:
+    """Standard error's reader went away: what is still to be written there goes nowhere.
+
+    Descriptor 2 is pointed at ``/dev/null``, so the interpreter's last flush at exit does not
+    fail again (which would make the exit status 120).
+    """
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def stdin_binary() -> BinaryIO:
     """Standard input as bytes, through a file object of its own when it is descriptor 0.
 

@@ -176,13 +176,18 @@ def process(**kwargs: Any) -> None:
     PATH is a file or directory (walked depth-first, names in order); '-' reads paths from
     standard input. Every option can also be set as CRUNCH_<OPTION> in the environment.
     """
-    from crunch._command import run_process
-    from crunch._streams import records_only
+    from crunch._command import READER_GONE, run_process
+    from crunch._streams import records_only, silence_stderr
 
     # Records alone on standard output: whatever the task, its --init or their child processes
     # write there goes to standard error, from before the task module is imported.
     with records_only() as stdout:
-        status = run_process(stdout=stdout, **kwargs)
+        try:
+            status = run_process(stdout=stdout, **kwargs)
+        except BrokenPipeError:  # the reader of standard error went away (`2>&1 | head`)
+            status = READER_GONE
+    if status == READER_GONE:  # nothing more is said: the last flush at exit must not fail
+        silence_stderr()
     sys.exit(status)
 
 
