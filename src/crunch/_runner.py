@@ -270,7 +270,6 @@ def _run_careful(
 ) -> int:
     clock = time.monotonic
     begin = lane.begin
-    records = acc.records
     done = 0
     start = clock()
     try:
@@ -298,22 +297,7 @@ def _run_careful(
             took = now - start
             start = now
             tries = 1 if attempts is None else attempts[position]
-            if failure is not None:
-                _record_failure(acc, position, key, failure, took, tries)
-            elif records:
-                acc.values.append(
-                    {
-                        "item": key,
-                        "ok": True,
-                        "value": value,
-                        "seconds": int(took * 1e6 + 0.5) / 1e6,
-                        "attempts": tries,
-                    }
-                )
-            else:
-                acc.keys.append(key)
-                acc.values.append(value)
-                acc.seconds.append(took)
+            _record(acc, position, key, value, failure, took, tries)
             done = position + 1
     finally:
         lane.end()
@@ -322,6 +306,34 @@ def _run_careful(
 
 refine: Callable[[ItemFailure], ItemFailure] | None = None
 """Set by a worker whose failures need another word (a memory cap: MemoryError is ``memory``)."""
+
+
+def _record(
+    acc: Progress,
+    position: int,
+    key: Any,
+    value: Any,
+    failure: ItemFailure | None,
+    took: float,
+    tries: int,
+) -> None:
+    """One item's result into ``acc`` (the careful and async loops; the lean one inlines it)."""
+    if failure is not None:
+        _record_failure(acc, position, key, failure, took, tries)
+    elif acc.records:
+        acc.values.append(
+            {
+                "item": key,
+                "ok": True,
+                "value": value,
+                "seconds": int(took * 1e6 + 0.5) / 1e6,
+                "attempts": tries,
+            }
+        )
+    else:
+        acc.keys.append(key)
+        acc.values.append(value)
+        acc.seconds.append(took)
 
 
 def _record_failure(
@@ -348,7 +360,6 @@ async def arun_unit(
 
     acc = Progress()
     acc.start(job, unit)
-    records = acc.records
     fn = job.fn
     clock = time.monotonic
     done = 0
@@ -380,22 +391,7 @@ async def arun_unit(
                 failure = ItemFailure.from_exception(exc)
             took = clock() - start
             tries = 1 if attempts is None else attempts[position]
-            if failure is not None:
-                _record_failure(acc, position, key, failure, took, tries)
-            elif records:
-                acc.values.append(
-                    {
-                        "item": key,
-                        "ok": True,
-                        "value": value,
-                        "seconds": int(took * 1e6 + 0.5) / 1e6,
-                        "attempts": tries,
-                    }
-                )
-            else:
-                acc.keys.append(key)
-                acc.values.append(value)
-                acc.seconds.append(took)
+            _record(acc, position, key, value, failure, took, tries)
             done = position + 1
     finally:
         lane.end()

@@ -168,7 +168,7 @@ def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Any:
 
 
 def check_task(fn: Callable[[Any], Any], mode: str) -> None:
-    """Refuse at once a task the chosen mode cannot run (CONTRACT §3)."""
+    """Refuse at once a task the chosen mode cannot run (README, "The library")."""
     from crunch._runner import is_async_task
     from crunch.exceptions import TaskNotImportableError, UsageError
 
