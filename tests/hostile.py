@@ -276,7 +276,7 @@ class Stop:
     to: str  # "group": crunch's whole process group (a terminal, `timeout`, systemd);
     #          "crunch": crunch alone; "thread": crunch, delivered to a thread other than
     #          its main one (the kernel picks any thread that does not block the signal)
-    moment: str  # "start-up", "in-flight", "hung", "no-input" or "crash-storm"
+    moment: str  # "start-up", "first-half-second", "in-flight", "hung", "no-input", "crash-storm"
     modes: tuple[str, ...]
 
 
@@ -288,6 +288,7 @@ STOPS = [
     Stop("int-group-in-flight", INT, "group", "in-flight", ("process", "async")),
     Stop("hup-crunch-in-flight", HUP, "crunch", "in-flight", ("process", "thread")),
     Stop("hup-group-in-flight", HUP, "group", "in-flight", ("process",)),
+    Stop("term-crunch-in-flight", TERM, "crunch", "in-flight", ("dask",)),  # a local cluster
     Stop("term-group-hung", TERM, "group", "hung", LOCAL),
     Stop("int-crunch-hung", INT, "crunch", "hung", ("process",)),
     Stop("term-thread-hung", TERM, "thread", "hung", LOCAL),
@@ -297,6 +298,8 @@ STOPS = [
     Stop("int-group-start-up", INT, "group", "start-up", ("process",)),
     Stop("term-group-start-up", TERM, "group", "start-up", ("thread",)),
     Stop("hup-crunch-start-up", HUP, "crunch", "start-up", ("process",)),
+    Stop("int-group-first-half-second", INT, "group", "first-half-second", ("process",)),
+    Stop("term-crunch-first-half-second", TERM, "crunch", "first-half-second", ("thread",)),
 ]
 
 

@@ -6,6 +6,8 @@ own. What each moment must give (README, "Exit status" and "What crunch guarante
 - ``start-up`` (the task module is still being imported): crunch ends at once with 130 or
   143, says nothing (no traceback, no "Aborted!", no summary) and leaves the ``-o`` file as
   it was.
+- ``first-half-second`` (0.2 to 0.5 s after an ordinary start): the same, or, if the run had
+  begun, a stopped run whose ``-o`` file holds this run's whole records.
 - ``in-flight`` (items of one second are running): the items in flight finish within the
   grace period and are recorded ok; nothing is recorded ``crash``; the rest is *not run*;
   the summary says which signal stopped the run.
@@ -41,7 +43,11 @@ def stop_status(signum: int) -> int:
     return 130 if signum == signal.SIGINT else 143
 
 
-CASES = [pytest.param(case, mode, id=f"{case.id}-{mode}") for case in STOPS for mode in case.modes]
+CASES = [
+    pytest.param(case, mode, id=f"{case.id}-{mode}", marks=[pytest.mark.dask] * (mode == "dask"))
+    for case in STOPS
+    for mode in case.modes
+]
 PREVIOUS = b'{"item":"earlier","ok":true,"value":1,"seconds":0.1,"attempts":1}\n'
 
 
@@ -164,6 +170,22 @@ def test_stop_signal(tmp_path: Path, case: Stop, mode: str) -> None:
         check_stopped(crunch, case, out)
         assert out.read_bytes() == PREVIOUS, "the -o file was touched"
         assert "items in" not in crunch.stderr  # no summary: no run started
+        return
+
+    if case.moment == "first-half-second":
+        # At any moment of an ordinary start: still importing, or the run just begun.
+        args = ["process", "--jsonl", str(jsonl(tmp_path, 5000)), "--task", "edge_tasks:nap"]
+        for delay in (0.2, 0.3, 0.4, 0.5):  # earlier, Python itself may still be starting
+            out.write_bytes(PREVIOUS)
+            crunch = Crunch([*args, *common(mode, out, "--grace", "0")])
+            time.sleep(delay)
+            crunch.send(case)
+            crunch.finish(within=30)
+            records = check_stopped(crunch, case, out)
+            if "items in" in crunch.stderr:  # the run had started: this run's records, whole
+                assert all(r["item"] != "earlier" for r in records)
+            else:
+                assert out.read_bytes() == PREVIOUS, f"-o touched at {delay} s"
         return
 
     if case.moment == "in-flight":

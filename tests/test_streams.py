@@ -53,9 +53,13 @@ def shell(script: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-@pytest.mark.parametrize("mode", LOCAL_MODES)
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", [*LOCAL_MODES, pytest.param("dask", marks=pytest.mark.dask)])
 def test_task_and_init_output_goes_to_stderr(tmp_path: Path, mode: str) -> None:
-    """print, os.write(1), a child's output and --init's: all on stderr, records alone on stdout."""
+    """print, os.write(1), a child's output and --init's: all on stderr, records alone on stdout.
+
+    In dask mode, on a local cluster: its worker processes start with crunch's descriptors.
+    """
     items = ints(tmp_path, 6)
     out = subprocess.run(
         crunch_cmd(
