@@ -142,6 +142,12 @@ def test_item_that_exits_is_a_crash_record(cluster: DaskCluster) -> None:
     assert set(batch.failed) == {10}
     assert batch.failed[10].kind == "crash"
     assert batch.succeeded == {k: x * x for k, x in enumerate(items) if x >= 0}
+    # Dask does not say how a worker of its own cluster died: the record says so, and names
+    # the last worker that died, whose nanny's log has the exit code.
+    message = batch.failed[10].message
+    assert "dask does not report how its workers die: that worker's nanny log says" in message
+    assert "the last to die was tcp://127.0.0.1:" in message
+    assert " (pid " in message
 
 
 @pytest.mark.timeout(120)
@@ -282,6 +288,18 @@ def test_local_cluster() -> None:
     assert batch.succeeded == {i: i * i for i in range(20) if i % 7 != 3}
     assert set(batch.failed) == {3, 10, 17}
     assert set(multiprocessing.active_children()) <= before  # its workers are gone
+
+
+@pytest.mark.timeout(120)
+def test_local_cluster_crash_records_name_the_exit_code() -> None:
+    """A local cluster's nannies run in crunch's process: the crash record of an item that
+    kills its worker names the exit code, as in process mode."""
+    items = [1, -1, 2]
+    batch = crunch.run(dask_tasks.exit_on_negative, items, mode="dask", workers=2, chunk_size=1)
+    assert set(batch.failed) == {1}
+    assert batch.failed[1].kind == "crash"
+    assert batch.failed[1].message.endswith("; the last: worker exited with code 3")
+    assert batch.succeeded == {0: 1, 2: 4}
 
 
 @pytest.mark.timeout(60)

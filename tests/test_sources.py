@@ -663,7 +663,18 @@ def test_jsonl_missing_key_field_is_a_key_error_item(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [("true", "boolean"), ("1.5", "float"), ("null", "null"), ("[1]", "list"), ("{}", "object")],
+    [
+        ("true", "a boolean"),
+        ("1.5", "a float"),
+        ("1e20", "a float"),
+        ("null", "null"),
+        ("[1]", "a list"),
+        ("{}", "an object"),
+        (
+            "123456789012345678901234567890",
+            "an integer too large for 64 bits (write it as a string)",
+        ),
+    ],
 )
 def test_jsonl_key_that_is_not_str_or_int_fails_the_line(
     tmp_path: Path, value: str, kind: str
@@ -675,7 +686,7 @@ def test_jsonl_key_that_is_not_str_or_int_fails_the_line(
             1,
             InvalidItem(
                 "TypeError",
-                f"line 1: field 'id' is a {kind}; a key must be a string or an integer",
+                f"line 1: field 'id' is {kind}; a key must be a string or an integer",
             ),
         )
     ]

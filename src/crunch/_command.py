@@ -462,7 +462,10 @@ def _drive(
         status = exc.exit_code
         stopped = signal.Signals(exc.signum).name
     except CrunchError as exc:
-        click.echo(f"crunch: error: {exc}", err=True)
+        if o["log_format"] == "json":  # standard error stays JSON Lines
+            log.error("run.error", message=str(exc), exit_code=exc.exit_code)  # noqa: TRY400
+        else:
+            click.echo(f"crunch: error: {exc}", err=True)
         status = exc.exit_code
         unrecorded = isinstance(exc, OutputError)
     finally:
@@ -487,18 +490,19 @@ def _drive(
             stdout.flush()
         except BrokenPipeError:
             return READER_GONE
-    click.echo(
-        summary.report(
-            seconds=seconds,
-            mode=config.mode,
-            workers=config.workers,
-            not_run=not_run,
-            halted=stats.halted,
-            stopped=stopped,
-            skipped=intake.skipped.count,
-        ),
-        err=True,
-    )
+    said = {
+        "seconds": seconds,
+        "mode": config.mode,
+        "workers": stats.lanes,  # what really ran: fewer items than workers start fewer
+        "not_run": not_run,
+        "halted": stats.halted,
+        "stopped": stopped,
+        "skipped": intake.skipped.count,
+    }
+    if o["log_format"] == "json":  # standard error stays JSON Lines, the summary an event
+        click.echo(summary.event(run_id=run_id, **said), err=True)
+    else:
+        click.echo(summary.report(**said), err=True)
     log.info(
         "run.end", ok=summary.ok, failed=summary.failed, not_run=not_run, seconds=round(seconds, 3)
     )

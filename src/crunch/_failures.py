@@ -168,10 +168,11 @@ class ItemFailure(NamedTuple):
         return cls("crash", "WorkerDied", f"{message} {during}" if during else message)
 
     @classmethod
-    def repeated_crash(cls, times: int) -> ItemFailure:
-        """Kind ``crash``: workers kept dying, for no known reason, while this item ran alone."""
+    def repeated_crash(cls, times: int, reason: str = "") -> ItemFailure:
+        """Kind ``crash``: workers kept dying while this item ran alone (``reason``: what is
+        known of how, e.g. "the last: worker killed by SIGSEGV (segmentation fault)")."""
         message = f"a worker died {times} times while this item, alone, was running"
-        return cls("crash", "WorkerDied", message)
+        return cls("crash", "WorkerDied", f"{message}; {reason}" if reason else message)
 
     @classmethod
     def worker_lost(cls, reason: str) -> ItemFailure:

@@ -223,7 +223,7 @@ class Summary(Tally):
         rate = done / seconds if seconds > 0 else 0.0
         lines = [
             f"crunch: {done} items in {seconds:.2f} s ({rate:,.1f} items/s), "
-            f"mode {mode}, {workers} workers",
+            f"mode {mode}, {workers} worker{'' if workers == 1 else 's'}",
             f"  {self.counts()}, not run {not_run}",
         ]
         if skipped:
@@ -239,6 +239,44 @@ class Summary(Tally):
             lines.append("  first failures:")
             lines.extend(self.first_failures())
         return "\n".join(lines)
+
+    def event(
+        self,
+        *,
+        run_id: str,
+        seconds: float,
+        mode: str,
+        workers: int,
+        not_run: int,
+        halted: bool,
+        stopped: str,
+        skipped: int = 0,
+    ) -> str:
+        """What ``report`` says, as one JSON log event (``run.summary``) for --log-format json."""
+        import datetime
+
+        done = self.records
+        event = {
+            "event": "run.summary",
+            "level": "info",
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+            "run_id": run_id,
+            "items": done,
+            "seconds": round(seconds, 3),
+            "items_per_second": round(done / seconds, 1) if seconds > 0 else 0.0,
+            "mode": mode,
+            "workers": workers,
+            **self.as_dict(),
+            "not_run": not_run,
+            "skipped": skipped,
+            "halted": halted,
+            "stopped": stopped or None,
+            "first_failures": [
+                {"item": key, "kind": kind, "type": type_, "message": message}
+                for key, kind, type_, message in self.first
+            ],
+        }
+        return dumps(event).decode()
 
 
 def setup_logging(

@@ -155,6 +155,7 @@ class RunStats:
     not_run: int = 0
     retried: int = 0
     worker_deaths: int = 0
+    lanes: int = 0  # the most workers (processes, threads, dask threads) that had work at once
     source_exhausted: bool = False
     halted: bool = False  # max_failures reached
     stop_signal: int | None = None
@@ -382,6 +383,8 @@ class Scheduler:
                 return
             self.inflight[chunk.id] = chunk
             assert self.backend is not None
+            if len(self.inflight) > self.stats.lanes < self.backend.lanes:
+                self.stats.lanes = min(self.backend.lanes, len(self.inflight))
             future = self.backend.submit(chunk.id, chunk.unit, chunk.attempts)
             future.add_done_callback(functools.partial(self._on_done, chunk))
 
@@ -582,7 +585,7 @@ class Scheduler:
             tries = chunk.tries(position)
             suspicion = (chunk.suspicion[position] if chunk.suspicion else 0) + lost.suspect
             if lost.suspect and len(chunk.unit) == 1 and suspicion >= SUSPECT_LIMIT:
-                failure = ItemFailure.repeated_crash(suspicion)
+                failure = ItemFailure.repeated_crash(suspicion, lost.reason)
                 held.append(self._blame(chunk, position, failure, 0.0))
                 continue
             self.redo.append(_Redo(chunk, position, tries, suspicion, lost.isolate))

@@ -5,6 +5,11 @@ Records, logs and the summary of the command are written by ``crunch._output``.
 ``Progress`` draws a tqdm bar on standard error: done/total, rate, ETA and the failure count.
 The total is the number of items found so far, so it grows while a walk is still running.
 
+On a terminal the bar redraws itself in place. Anywhere else (``--progress`` with standard
+error sent to a file or a pipe) each redraw is a line of its own, and a redraw that would
+repeat the line before it is left out, so the file reads as a log: the final state appears
+once, not once per log line printed above the bar and again when it closes.
+
 The bar class comes from ``tqdm.auto``, which picks tqdm's notebook widget inside a Jupyter
 kernel (when ipywidgets is installed; without it tqdm warns and falls back to text) and the
 plain text bar everywhere else.
@@ -12,6 +17,7 @@ plain text bar everywhere else.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
@@ -23,10 +29,13 @@ class Progress:
         self.stats = stats
         self.fixed_total = total
         self.failed = 0
+        stream = file or sys.stderr
+        if not _is_terminal(stream):
+            stream = _Lines(stream)
         self.bar = tqdm(
             total=total,
             unit="item",
-            file=file or sys.stderr,
+            file=stream,
             dynamic_ncols=True,
             smoothing=0.05,
             mininterval=0.2,
@@ -51,3 +60,50 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+# The elapsed<remaining time and the rate tqdm shows first in its brackets.
+_TIMING = re.compile(r"\[[^,\]]*(?:, [^,\]]*)?")
+
+
+class _Lines:
+    """A stream for the bar where no terminal can redraw it: one line per distinct redraw.
+
+    tqdm draws ``"\r" + bar`` and clears with ``"\r" + spaces + "\r"``; here a clear is
+    dropped, a redraw becomes a line unless it shows the same counts as the last one (only its
+    time and rate differ), and other text (the log lines written above the bar) goes through
+    as it is.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = ""
+        self.open = False  # other text was written, its line not yet ended
+
+    def write(self, text: str) -> int:
+        if "\r" in text:
+            shown = text.replace("\r", "").rstrip()
+            counts = _TIMING.sub("[", shown)  # the same counts at another time or rate
+            if shown and counts != self.last:
+                self.stream.write(("\n" if self.open else "") + shown + "\n")
+                self.last = counts
+                self.open = False
+        elif text == "\n" and not self.open:
+            pass  # the newline tqdm ends a closed bar with: its line is ended already
+        elif text:
+            self.stream.write(text)
+            self.open = not text.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)

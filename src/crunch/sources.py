@@ -99,7 +99,7 @@ JSON Lines (``jsonl_items``)
     message>"))``; with ``key_field``, a line that is not an object or lacks the field becomes
     ``(line, InvalidItem("KeyError", "line 7: no field 'id'"))``. A key must be a string or an
     integer: any other value (``null``, ``true``, ``1.5``, a list, an object) becomes ``(line,
-    InvalidItem("TypeError", "line 7: field 'id' is a float, ..."))`` rather than being
+    InvalidItem("TypeError", "line 7: field 'id' is a float; ..."))`` rather than being
     stringified, because ``true == 1`` and ``2.0 == 2`` in Python would merge distinct items and
     a stringified object would not match the record's key on ``--resume``. The file is streamed;
     one that cannot be opened raises ``OSError`` at the first ``next()`` (check it with
@@ -705,11 +705,30 @@ def _nul_records(stream: BinaryIO) -> Iterator[bytes]:
 
 _KEY_TYPE_NAMES = {
     type(None): "null",
-    bool: "boolean",
-    float: "float",
-    list: "list",
-    dict: "object",
+    bool: "a boolean",
+    float: "a float",
+    list: "a list",
+    dict: "an object",
 }
+
+
+def _key_kind(key: Any, line: bytes, key_field: str) -> str:
+    """What a key that is neither a string nor an integer is, said as a person would."""
+    if isinstance(key, float) and key.is_integer():
+        # orjson reads an integer beyond 64 bits as a float; the standard parser says which.
+        import json
+
+        try:
+            exact = json.loads(line)[key_field]
+        except (ValueError, KeyError, TypeError):
+            exact = None
+        if isinstance(exact, int):
+            return "an integer too large for 64 bits (write it as a string)"
+    name = _KEY_TYPE_NAMES.get(type(key))
+    if name is None:
+        name = type(key).__name__
+        name = f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+    return name
 
 
 def jsonl_items(
@@ -764,12 +783,12 @@ def jsonl_entry(lineno: int, raw: bytes, key_field: str | None) -> tuple[Any, An
     key = value[key_field]
     if type(key) is str or type(key) is int:
         return key, value
-    kind = _KEY_TYPE_NAMES.get(type(key), type(key).__name__)
+    kind = _key_kind(key, line, key_field)
     return (
         lineno,
         InvalidItem(
             "TypeError",
-            f"line {lineno}: field {key_field!r} is a {kind}; a key must be a string or an integer",
+            f"line {lineno}: field {key_field!r} is {kind}; a key must be a string or an integer",
         ),
     )
 

@@ -41,6 +41,7 @@ class Lost:
     says one of these items is known to be at fault, just not which (it did not unpickle in the
     worker; it took its worker past the memory cap while the chunk was loading or sending): the
     scheduler runs them one by one, so that one fails alone, without counting it against them.
+    ``reason`` says what is known of how the worker died, for that item's record.
     """
 
     rerun: Sequence[int]
@@ -48,6 +49,7 @@ class Lost:
     partial: UnitOutcome | None = None
     suspect: bool = False
     isolate: bool = False
+    reason: str = ""
 
 
 def unsendable(unit: Any, exc: BaseException, dumps: Callable[[Any], bytes] | None = None) -> Lost:

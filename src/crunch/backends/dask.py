@@ -80,6 +80,7 @@ from crunch._runner import UnitOutcome, run_unit
 from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
+from crunch.backends._dask_deaths import death_reason, watch_local_nannies
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
@@ -216,6 +217,7 @@ class DaskBackend(Backend):
         if self.max_memory is not None:
             config.update(LOCAL_MEMORY_CONFIG)
             memory["memory_limit"] = self.max_memory
+        watch_local_nannies()  # their death messages name the signal (see _dask_deaths)
         with dask.config.set(config):
             return await LocalCluster(
                 n_workers=self.workers,
@@ -396,7 +398,8 @@ class DaskBackend(Backend):
         except KilledWorker as exc:
             used = await self._memory_restart(exc)
             if used is None:
-                return Lost(rerun=range(len(items)), suspect=True)
+                reason = await death_reason(exc, local=self.cluster is not None)
+                return Lost(rerun=range(len(items)), suspect=True, reason=reason)
             return one_at_fault(items, ItemFailure.dask_memory(used, self.max_memory))
         except FutureCancelledError as exc:
             if self.client is None or self.client.status not in ("running", "connecting"):
