@@ -46,3 +46,14 @@ def fail_when_told(record: dict[str, Any]) -> int:
 
 def size(path: Path) -> int:
     return path.stat().st_size
+
+
+class touch_then_double:  # noqa: N801 - used like a function: touch_then_double(marker)(record)
+    """A task that leaves a file behind the first time it runs (did anything run at all?)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, record: dict[str, Any]) -> int:
+        Path(self.marker).touch()
+        return record["id"] * 2

@@ -66,6 +66,26 @@ def test_library_jsonl_source_keys_values_and_broken_lines(mode: str, tmp_path: 
     assert by_id.succeeded == {i: 2 * i for i in range(1, N + 1)}
 
 
+def test_library_jsonl_source_refuses_a_repeated_key_before_running(
+    mode: str, tmp_path: Path
+) -> None:
+    """README "Inputs": ``crunch.jsonl(path, key=...)`` whose key names two lines raises
+    ``DuplicateKeyError`` naming both, and no item has run."""
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(f'{{"id": {i % 50}}}\n' for i in range(51)))
+    marker = tmp_path / "ran"
+    with pytest.raises(crunch.DuplicateKeyError) as info:
+        crunch.run(
+            dataplane_tasks.touch_then_double(str(marker)),
+            crunch.jsonl(path, key="id"),
+            mode=mode,
+            workers=2,
+        )
+    assert info.value.key == 0
+    assert "names two items, line 1 and line 51" in str(info.value)
+    assert not marker.exists()
+
+
 def test_library_jsonl_source_equals_the_same_items_as_objects(mode: str, tmp_path: Path) -> None:
     """The fast path gives what decoding the lines in the caller gives, ordered included."""
     path = write_records(tmp_path / "r.jsonl", extras=False)

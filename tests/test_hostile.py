@@ -335,40 +335,68 @@ def test_overlapping_paths_give_one_item_per_file(
 # --------------------------------------------------------------------------- duplicate keys
 def _keyed_params() -> list[Any]:
     return [
-        pytest.param(case, mode, id=f"{case.id}-{mode}")
+        pytest.param(case, way, mode, id=f"{case.id}-{way}-{mode}")
         for case in DUPLICATE_KEYS
-        # The check is the parent's, the same in every mode: one case also runs with workers.
+        # A FILE is checked by the workers before anything runs, standard input by the parent
+        # as it reads; one case also runs with process workers.
+        for way in ("file", "stdin")
         for mode in (("sync", "process") if case.id == "late-repeat" else ("sync",))
     ]
 
 
-@pytest.mark.parametrize(("case", "mode"), _keyed_params())
-def test_a_key_names_one_item(tmp_path: Path, case: Keyed, mode: str) -> None:
-    """README "Inputs": a repeated --key value is refused, naming the key and both lines;
-    what was recorded before stays whole, never two records with one key."""
-    (tmp_path / "in.jsonl").write_text("".join(line + "\n" for line in case.lines))
-    args = ["process", "--jsonl", "in.jsonl", "--key", case.field, "--task", "faults:add_offset"]
-    result = run([*args, "--mode", mode, "--workers", "2", "-o", "out.jsonl"], tmp_path)
+@pytest.mark.parametrize(("case", "way", "mode"), _keyed_params())
+def test_a_key_names_one_item(tmp_path: Path, case: Keyed, way: str, mode: str) -> None:
+    """README "Inputs": a repeated --key value is refused, naming the key and both lines; a
+    FILE before any item runs, standard input when the repeat is read (what was recorded
+    before stays whole); never two records with one key."""
+    data = "".join(line + "\n" for line in case.lines)
+    (tmp_path / "in.jsonl").write_text(data)
+    source = "in.jsonl" if way == "file" else "-"
+    args = ["process", "--jsonl", source, "--key", case.field, "--task", "faults:add_offset"]
+    args += ["--mode", mode, "--workers", "2", "-o", "out.jsonl"]
+    result = run(args, tmp_path, data.encode() if way == "stdin" else b"")
     stderr = result.stderr.decode(errors="replace")
     assert "Traceback" not in stderr
     records = [strict_json(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
     keys = [r["item"] for r in records]
     assert len(keys) == len(set(keys)), keys
+    items = sum(1 for line in case.lines if line.strip())
     if not case.repeated:
         assert result.returncode in (0, 1), stderr
-        assert len(records) == sum(1 for line in case.lines if line.strip())
+        assert len(records) == items
         return
     assert result.returncode == 2, stderr
     first, second = case.at
     assert f"the key {case.repeated} names two items, line {first}" in stderr, stderr
     assert f"line {second}" in stderr
-    # Every item before the repeat was recorded or counted as not run; none after it was read.
-    before = [(n, line) for n, line in enumerate(case.lines[: second - 1], 1) if line.strip()]
-    assert set(keys) <= {_key_of_line(n, line, case.field) for n, line in before}
     counted = re.search(r"not run (\d+)", stderr)
     assert counted, stderr
     not_run = int(counted.group(1))
+    if way == "file":
+        assert "nothing was run" in stderr
+        assert (records, not_run) == ([], items)
+        return
+    # Every item before the repeat was recorded or counted as not run; none after it was read.
+    before = [(n, line) for n, line in enumerate(case.lines[: second - 1], 1) if line.strip()]
+    assert set(keys) <= {_key_of_line(n, line, case.field) for n, line in before}
     assert len(records) + not_run == len(before)
+
+
+@pytest.mark.parametrize("mode", ["sync", "process"])
+def test_every_repeated_key_of_a_file_is_named_at_once(tmp_path: Path, mode: str) -> None:
+    """README "Inputs": all the repeated keys of a FILE in one message, the first ten by name
+    with every line, and the rest counted; nothing was run."""
+    ids = [*range(40_000), *range(12), 5, 39_999]  # spans ranges the workers read apart
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in ids))
+    args = ["process", "--jsonl", "in.jsonl", "--key", "id", "--mode", mode, "-o", "out.jsonl"]
+    result = run([*args, "--task", "faults:add_offset", "--workers", "2"], tmp_path)
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2, stderr
+    assert "the key 0 names two items, line 1 and line 40001" in stderr
+    assert "the key 5 names 3 items, line 6, line 40006 and line 40013" in stderr
+    assert "and 3 more repeated keys" in stderr  # 13 repeated: 0..11 and 39999
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+    assert re.search(r"not run 40014\b", stderr), stderr
 
 
 def _key_of_line(lineno: int, line: str, field: str) -> Any:

@@ -226,14 +226,14 @@ def run_process(**o: Any) -> int:
 
 def _plane_source(o: dict[str, Any], source: Iterator[tuple[Any, Any]], resumed: Any) -> Any:
     """The input as the workers can open it themselves: a regular JSON Lines file they read in
-    line-aligned ranges, or the keys of files. ``--key`` (whose keys the parent checks one by
-    one, see crunch._unique_keys), ``--resume`` and piped input keep the parent's line-by-line
-    reading; their records are still encoded by the workers."""
+    line-aligned ranges (with ``--key``, its keys checked first, see crunch._keycheck), or the
+    keys of files. ``--resume`` and piped input keep the parent's line-by-line reading (and
+    key check, crunch._unique_keys); their records are still encoded by the workers."""
     from crunch.sources import FilesSource, JsonlSource
 
     jsonl = o["jsonl_file"]
-    if jsonl and jsonl != "-" and not o["key_field"] and resumed is None:
-        plane = JsonlSource(jsonl)
+    if jsonl and jsonl != "-" and resumed is None:
+        plane = JsonlSource(jsonl, key_field=o["key_field"])
         if plane.regular():
             return plane
     if jsonl:

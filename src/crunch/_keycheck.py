@@ -1,12 +1,19 @@
-"""One key, one item: finding ``--key`` values that name more than one line, in bounded memory.
+"""One key, one item: ``--key`` values that name more than one line, found before a run starts.
 
-A million keys in a Python ``set`` would cost the parent some 60 MB, so it never holds them.
-Each worker reduces the keys of its chunk to 64-bit fingerprints (``fingerprints``), sorts them
-and cuts them into ``BUCKETS`` ranges of the fingerprint space, each packed as bytes; the
-parent only keeps those bytes (8 per item). At the end ``KeyCheck.suspects`` looks at one
-bucket at a time (a set of about 1/16 of the keys), and gives the fingerprints seen more than
-once. Two different keys can share a fingerprint: the caller confirms each suspect against the
-keys themselves (a slow pass over the input, taken only when there is a suspect).
+README, "Inputs": a key must name one item, or a run would write two records with one key and
+``--resume`` could keep only one of them. Over a JSON Lines file the workers read themselves,
+the check comes first (``refuse_repeated_keys``): the workers read the file's line ranges and
+reduce their keys to 64-bit fingerprints (``fingerprints``), sorted and cut into ``BUCKETS``
+ranges of the fingerprint space, each packed as bytes; the parent keeps only those bytes (8 per
+item, where a million keys in a Python ``set`` would cost it some 60 MB). ``KeyCheck.suspects``
+then looks at one bucket at a time (a set of about 1/16 of the keys) for fingerprints seen more
+than once. Two keys can share a fingerprint, so each suspect is confirmed against the keys
+themselves, in a pass over the file here (taken only when there is a suspect). A repeated key
+refuses the whole input, every repeated key named at once, before any item has run.
+
+Input the parent reads line by line (standard input, ``--resume``) is checked as it is read,
+by ``crunch._unique_keys``; both ways keep the cases of ``DUPLICATE_KEYS`` in
+``tests/hostile.py``.
 
 Fingerprints are the same in every process: an int key's is ``hash((key,))`` (Python's tuple
 hash of an int does not depend on the interpreter's random seed), a string key's comes from
@@ -20,10 +27,14 @@ import itertools
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from crunch.exceptions import DuplicateKeyError
+from crunch.results import InvalidItem
+
 BUCKETS = 16
+SCAN_LINES = 1 << 15  # lines of a range whose keys one worker fingerprints at a time
 _LOW = -(1 << 63)
 _STEP = (1 << 64) // BUCKETS
 _BOUNDS = [_LOW + _STEP * i for i in range(1, BUCKETS)]
@@ -78,11 +89,106 @@ class KeyCheck:
         return found
 
 
-def duplicates(entries: Iterable[tuple[int, Any]], suspects: set[int]) -> dict[Any, list[int]]:
-    """Of ``(line, key)`` pairs, the keys whose fingerprint is a suspect and that more than one
-    line really has, with those lines."""
-    lines: dict[Any, list[int]] = {}
-    for line, key in entries:
+def duplicates(
+    entries: Iterable[tuple[int, Any, bool]], suspects: set[int]
+) -> list[tuple[Any, list[tuple[int, bool]]]]:
+    """Of ``(line, key, keyed by its number)`` entries, the keys whose fingerprint is a suspect
+    and that more than one line really has, with those lines, in the order met."""
+    lines: dict[tuple[type, Any], list[tuple[int, bool]]] = {}
+    for line, key, by_number in entries:
         if fingerprint(key) in suspects:
-            lines.setdefault((type(key), key), []).append(line)
-    return {key: found for (_kind, key), found in lines.items() if len(found) > 1}
+            lines.setdefault((type(key), key), []).append((line, by_number))
+    return [(key, found) for (_kind, key), found in lines.items() if len(found) > 1]
+
+
+async def refuse_repeated_keys(
+    units: Iterable[Any],
+    submit: Callable[[Any], Awaitable[Any]],
+    window: int,
+    *,
+    path: str,
+    field: str,
+    job: Any,
+    stopping: Callable[[], bool],
+) -> tuple[int, DuplicateKeyError | None]:
+    """Before a ``--key`` run over a JSON Lines file starts anything: how many items the file
+    holds, and the ``DuplicateKeyError`` naming every key that names more than one of them
+    (README, "Inputs"), if any.
+
+    ``units`` are the file's line ranges; ``submit`` sends a ``KeysUnit`` to a worker and gives
+    its outcome (or a loss). The workers decode the lines and fingerprint the keys, ``window``
+    ranges at a time; a range whose worker was lost is read here instead. Returns early when
+    ``stopping()`` turns true (the run then starts nothing).
+    """
+    import asyncio
+
+    from crunch._units import KeysUnit
+
+    check = KeyCheck()
+    items = 0
+    pending: set[asyncio.Future[Any]] = set()
+    sent: dict[asyncio.Future[Any], Any] = {}
+    todo = iter(units)
+    while True:
+        while len(pending) < window and not stopping():
+            unit = next(todo, None)
+            if unit is None:
+                break
+            future = asyncio.ensure_future(submit(KeysUnit(unit)))
+            sent[future] = unit
+            pending.add(future)
+        if not pending or stopping():
+            break
+        finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for future in finished:
+            unit = sent.pop(future)
+            outcome: Any = None
+            if not future.cancelled() and future.exception() is None:
+                outcome = future.result()
+            prints = getattr(outcome, "prints", None)
+            if prints is None:  # lost with its worker: read here
+                blank, prints = KeysUnit(unit).fingerprints(job)
+                items += len(unit) - len(blank)
+            else:
+                items += outcome.items
+            check.add(prints)
+    for future in pending:
+        future.cancel()
+    if stopping():
+        return items, None
+    suspects = check.suspects()
+    if suspects:
+        from crunch.sources import jsonl_lines
+
+        entries = (
+            (line, key, isinstance(item, InvalidItem))
+            for line, key, item in jsonl_lines(path, key_field=field)
+        )
+        found = duplicates(entries, suspects)
+        if found:
+            return items, DuplicateKeyError(_message(found, field), key=found[0][0])
+    return items, None
+
+
+_SHOWN = 10  # repeated keys named in the message; the rest are counted
+
+
+def _message(found: list[tuple[Any, list[tuple[int, bool]]]], field: str) -> str:
+    from crunch._jsonline import dumps
+
+    def lines(marks: list[tuple[int, bool]]) -> str:
+        said = [
+            f"line {line}" + (" (a line that is not a valid item is keyed by its number)" * by)
+            for line, by in marks
+        ]
+        count = "two" if len(said) == 2 else str(len(said))
+        return f"names {count} items, " + ", ".join(said[:-1]) + " and " + said[-1]
+
+    told = [f"the key {dumps(key).decode()} {lines(marks)}" for key, marks in found[:_SHOWN]]
+    more = len(found) - _SHOWN
+    if more > 0:
+        told.append(f"and {more} more repeated {'key' if more == 1 else 'keys'}")
+    return (
+        f"--key {field}: " + "; ".join(told) + ". A key must name one item; nothing was run: "
+        "make the keys unique (or leave out --key to key items by line number) and run again"
+    )

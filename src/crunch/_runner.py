@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from crunch._failures import ItemFailure
-from crunch._units import SKIP, Job
+from crunch._units import SKIP, Job, KeysUnit
 from crunch.results import InvalidItem
 
 
@@ -55,7 +55,7 @@ class UnitOutcome(NamedTuple):
     values: list[Any] | None
     seconds: list[float] | None
     blob: bytes | None
-    # With ``--key``: the fingerprints of the keys of the items run (crunch._keycheck).
+    # A ``KeysUnit``'s answer: the fingerprints of the keys of its items (nothing ran).
     prints: tuple[bytes, ...] | None = None
 
     @property
@@ -114,14 +114,12 @@ class Progress:
     """A unit's results so far. A thread lane's is read live when its item is abandoned."""
 
     __slots__ = (
-        "all_keys",
         "failures",
         "keys",
         "keys_known",
         "records",
         "seconds",
         "skipped",
-        "unique",
         "values",
     )
 
@@ -133,13 +131,10 @@ class Progress:
         self.skipped: list[int] | None = None
         self.records = False  # set by run_unit from the job
         self.keys_known = True  # the parent has the keys: none travel back
-        self.unique = False  # --key: fingerprint the keys (crunch._keycheck)
-        self.all_keys: Any = ()  # a key per position, as the unit opened
 
     def start(self, job: Job, unit: Any) -> None:
         self.records = job.records
         self.keys_known = not job.records and not isinstance(unit, _UNITS_WITH_OWN_KEYS)
-        self.unique = job.key_field is not None
 
     def outcome(self, done: int) -> UnitOutcome:
         """The outcome of positions ``[0, done)`` (all of them, or a salvaged prefix)."""
@@ -150,22 +145,11 @@ class Progress:
         failures = self.failures
         if failures is not None:
             failures = {p: f for p, f in failures.items() if p < done} or None
-        prints = None
-        if self.unique:
-            from crunch._keycheck import fingerprints
-
-            keys = self.all_keys[:done]
-            if skipped:
-                gone = set(skipped)
-                keys = [k for p, k in enumerate(keys) if p not in gone]
-            prints = fingerprints(keys)
         if self.records:
             records = self.values[:items]
             blob, failures = encode_records(records, failures, skipped)
             total = sum(r["seconds"] for r in records)
-            return UnitOutcome(
-                done, total, failures, skipped or None, None, None, None, blob, prints
-            )
+            return UnitOutcome(done, total, failures, skipped or None, None, None, None, blob)
         seconds = self.seconds[:items]
         return UnitOutcome(
             done,
@@ -176,7 +160,6 @@ class Progress:
             self.values[:items],
             seconds,
             None,
-            prints,
         )
 
 
@@ -195,10 +178,11 @@ def run_unit(
     that exposes its slot as a ``view``), and a careful one for everything else. They record
     the same things; the lean one only leaves out the checks that cannot apply.
     """
+    if type(unit) is KeysUnit:
+        return _fingerprinted(job, unit)
     acc = progress if progress is not None else Progress()
     acc.start(job, unit)
     keys, items, clean = unit.open(job)
-    acc.all_keys = keys
     # A lane that must see every item (one that watches memory) has no ``view`` to lend.
     view = getattr(lane, "view", None) if getattr(lane, "lean", False) else None
     if clean and attempts is None and timeout is None and view is not None:
@@ -206,6 +190,12 @@ def run_unit(
     else:
         done = _run_careful(job.fn, keys, items, lane, acc, attempts, timeout)
     return acc.outcome(done)
+
+
+def _fingerprinted(job: Job, unit: KeysUnit) -> UnitOutcome:
+    """A ``KeysUnit``: no item runs; its keys are fingerprinted, its blank lines skipped."""
+    blank, prints = unit.fingerprints(job)
+    return UnitOutcome(len(unit), 0.0, None, blank or None, None, None, None, None, prints)
 
 
 def _run_lean(
@@ -358,13 +348,14 @@ async def arun_unit(
     """The ``async def`` twin of ``run_unit``: each item awaited, cancelled at ``timeout``."""
     import asyncio
 
+    if type(unit) is KeysUnit:
+        return _fingerprinted(job, unit)
     acc = Progress()
     acc.start(job, unit)
     fn = job.fn
     clock = time.monotonic
     done = 0
     keys, items, _clean = unit.open(job)
-    acc.all_keys = keys
     try:
         for position, key, item in zip(itertools.count(), keys, items):
             start = clock()

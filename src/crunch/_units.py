@@ -8,6 +8,8 @@ source into units and counts positions, and the worker reads, decodes, keys and 
     PathsUnit   a list of keys of files (``data/sub/a.txt``): the worker makes each ``Path``
     JsonlUnit   a line-aligned byte range of a JSON Lines file and the number of its first
                 line: the worker reads the range, decodes each line, finds its key
+    KeysUnit    a JsonlUnit whose keys only are wanted: the worker gives their fingerprints
+                (``--key``: a key must name one item, checked before anything runs)
 
 A unit has ``len(unit)`` *positions*, one per item or per line (a blank line, or an item that
 ``--resume`` says is done, is a position that yields ``SKIP``: no record). Everything the
@@ -235,6 +237,32 @@ class JsonlUnit:
             line = b""
         entry = jsonl_entry(self.first_line + offset, line, job.key_field)
         return self.first_line + offset if entry is None else entry[0]
+
+
+class KeysUnit:
+    """The ``--key`` values of a ``JsonlUnit``'s lines, as fingerprints (``crunch._keycheck``).
+
+    Nothing runs: ``crunch._runner.run_unit`` answers it with the fingerprints alone.
+    """
+
+    __slots__ = ("unit",)
+
+    def __init__(self, unit: JsonlUnit) -> None:
+        self.unit = unit
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+    def fingerprints(self, job: Job) -> tuple[list[int], tuple[bytes, ...]]:
+        """The positions that hold no item (blank lines), and the fingerprints of the keys of
+        the others."""
+        from crunch._keycheck import fingerprints
+
+        keys, items, clean = self.unit.open(job)
+        blank = [] if clean else [p for p, item in enumerate(items) if item is SKIP]
+        if blank:
+            keys = [key for key, item in zip(keys, items, strict=True) if item is not SKIP]
+        return blank, fingerprints(keys)
 
 
 def is_regular_file(path: str) -> bool:

@@ -315,7 +315,6 @@ class _Stream(Iterator[ItemResult]):
         keyed: bool = False,
         progress: Any = None,
         records: bool = False,
-        unique_keys: bool = False,
     ) -> None:
         from crunch.scheduler import Scheduler
 
@@ -329,7 +328,6 @@ class _Stream(Iterator[ItemResult]):
             key=key,
             init=init,
             records=records,
-            unique_keys=unique_keys,
         )
         self.stats = self.scheduler.stats
         self.progress = progress if progress is not None else _progress(config, items, self.stats)

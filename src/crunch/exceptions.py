@@ -90,7 +90,8 @@ class DuplicateKeyError(UsageError):
 
     ``crunch.run`` raises it at the first repeated key (``run`` maps each key to one result),
     with the results collected before it as ``partial`` (a ``BatchResult``; the key holds its
-    first item's result). The command raises it for a repeated ``--key`` value.
+    first item's result). A ``crunch.jsonl(path, key=...)`` source and the command's ``--key``
+    raise it for a repeated key value; over a file, before any item runs.
     """
 
     def __init__(self, message: str, *, key: object, partial: BatchResult | None = None) -> None:

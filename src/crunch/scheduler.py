@@ -50,8 +50,7 @@ from itertools import repeat
 from typing import Any
 
 from crunch._failures import ItemFailure
-from crunch._feed import KeyFn, make_feed
-from crunch._keycheck import KeyCheck
+from crunch._feed import JsonlFeed, KeyFn, make_feed
 from crunch._retry import retryable
 from crunch._runner import UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
@@ -226,7 +225,6 @@ class Scheduler:
         init: Callable[[], Any] | None = None,
         backend: Backend | None = None,
         records: bool = False,
-        unique_keys: bool = False,
     ) -> None:
         self.config = config
         self.fn = fn
@@ -243,8 +241,6 @@ class Scheduler:
             key_field=getattr(items, "key_field", None),
             skip=getattr(items, "skip", None),
         )
-        # Keys must name one item each (--key): their fingerprints, checked at the end.
-        self.keycheck = KeyCheck() if unique_keys or self.job.key_field else None
         self.stats = RunStats()
         self.retry_on = frozenset(config.retry_on)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -321,6 +317,8 @@ class Scheduler:
             # After start: a backend may learn its lanes then (the workers of a dask cluster).
             self.sizer = ChunkSizer(fixed, backend.lanes, backend.min_chunk_seconds)
             self.window = backend.lanes * backend.window_per_lane
+            if self.job.key_field is not None and isinstance(feed, JsonlFeed):
+                await self._refuse_repeated_keys(feed.path)
             while True:
                 self._fill()
                 if not self.inflight and self._nothing_left():
@@ -348,6 +346,40 @@ class Scheduler:
             raise SourceError(f"reading the input failed: {feed.error!r}") from feed.error
         if self.stats.stop_signal is not None:
             raise RunInterrupted(self.stats.stop_signal)
+
+    async def _refuse_repeated_keys(self, path: str) -> None:
+        """``--key`` over a file the workers read: each key names one item, or nothing runs.
+        The workers fingerprint the keys of the file's line ranges first (crunch._keycheck)."""
+        from crunch._keycheck import SCAN_LINES, refuse_repeated_keys
+
+        assert self.backend is not None
+        assert self.job.key_field is not None
+        backend = self.backend
+        ranges = JsonlFeed(path)  # a reading of its own: the run's feed has not started
+
+        def units() -> Iterator[Any]:
+            while (taken := ranges.take(SCAN_LINES)) is not None:
+                yield taken[1]
+
+        def submit(unit: Any) -> asyncio.Future[UnitOutcome | Lost]:
+            self.chunk_ids += 1
+            return backend.submit(self.chunk_ids, unit, None)
+
+        try:
+            items, refused = await refuse_repeated_keys(
+                units(),
+                submit,
+                self.window,
+                path=path,
+                field=self.job.key_field,
+                job=self.job,
+                stopping=lambda: self.stopping,
+            )
+        finally:
+            ranges.close()
+        if refused is not None:
+            self.stats.found = self.stats.not_run = items
+            raise refused
 
     # ------------------------------------------------------------------ dispatch
     def _wake_threadsafe(self) -> None:
@@ -472,8 +504,6 @@ class Scheduler:
             del self.early_done[chunk.id]
         if isinstance(outcome, Lost):
             return self._absorb_lost(chunk, outcome)
-        if self.keycheck is not None:
-            self._check_keys(chunk, outcome)
         not_started = len(chunk.unit) - outcome.done
         if not_started:
             self.stats.not_run += not_started
@@ -501,14 +531,6 @@ class Scheduler:
         held: list[tuple[int, _Held]] = []
         self._digest(chunk, outcome, held)
         return self._emit(held)
-
-    def _check_keys(self, chunk: _Chunk, outcome: UnitOutcome) -> None:
-        assert self.keycheck is not None
-        if outcome.prints is not None:
-            self.keycheck.add(outcome.prints)
-        elif chunk.keys is not None:  # keys the parent holds (input read line by line)
-            positions = item_positions(outcome)
-            self.keycheck.add_keys([chunk.keys[p] for p in positions])
 
     def _whole(self, chunk: _Chunk, outcome: UnitOutcome) -> Batch | RecordBatch:
         if outcome.blob is not None:
@@ -569,8 +591,6 @@ class Scheduler:
     def _absorb_lost(self, chunk: _Chunk, lost: Lost) -> list[Any]:
         held: list[tuple[int, _Held]] = []
         if lost.partial is not None:
-            if self.keycheck is not None:
-                self._check_keys(chunk, lost.partial)
             if lost.partial.items:
                 self.sizer.observe(lost.partial.items, lost.partial.total)
             self._digest(chunk, lost.partial, held)
@@ -602,8 +622,6 @@ class Scheduler:
             else chunk.unit.key_at(position, self.job)
         )
         result = self._failed(key, failure, seconds, tries)
-        if self.keycheck is not None:
-            self.keycheck.add_keys([key])
         line = None
         if self.records:
             from crunch._output import encode_result
