@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from helpers import env
+from helpers import crunch_cmd, env
 
 
 def test_progress_bar_comes_from_tqdm_auto(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,12 +31,11 @@ def test_progress_bar_comes_from_tqdm_auto(monkeypatch: pytest.MonkeyPatch) -> N
 def test_outside_a_notebook_the_bar_is_text() -> None:
     """In a plain interpreter (no Jupyter kernel) tqdm.auto gives the text bar."""
     code = (
-        "import io, collections, tqdm.std, tqdm.notebook\n"
+        "import io, tqdm.std, tqdm.notebook\n"
         "from crunch.sinks import Progress\n"
-        "R = collections.namedtuple('R', 'ok')\n"
         "out = io.StringIO()\n"
         "p = Progress(None, total=4, file=out)\n"
-        "p.update([R(True), R(False)])\n"
+        "p.update(2, 1)\n"
         "p.close()\n"
         "assert isinstance(p.bar, tqdm.std.tqdm), type(p.bar).__mro__\n"
         "assert not isinstance(p.bar, tqdm.notebook.tqdm), type(p.bar).__mro__\n"
@@ -47,3 +47,44 @@ def test_outside_a_notebook_the_bar_is_text() -> None:
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == b"text bar\n"
+
+
+def _final_bar(stderr: bytes) -> str:
+    """The last line of the bar, as drawn where standard error is not a terminal."""
+    return [line for line in stderr.decode().splitlines() if "item/s" in line][-1]
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_library_bar_counts_every_item_and_each_failure(mode: str) -> None:
+    """progress=True: the bar ends at the number of items, with the failures counted (the
+    results of a chunk that all succeeded arrive unbuilt, and the bar counts them as such)."""
+    code = (
+        "import crunch, faults\n"
+        f"batch = crunch.run(faults.square_or_fail, range(200), mode={mode!r}, workers=2,\n"
+        "                   progress=True)\n"
+        "print(len(batch.succeeded), len(batch.failed))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env(), capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"180 20\n"
+    final = _final_bar(done.stderr)
+    assert "200/200 " in final, final
+    assert "failed=20" in final, final
+
+
+def test_command_bar_counts_the_failures_of_encoded_records(tmp_path: Path) -> None:
+    """--progress on the data plane (records encoded by the workers): the bar's failure count
+    is the number of failed records."""
+    items = tmp_path / "in.jsonl"
+    items.write_text("".join(f"{x}\n" for x in range(100)))
+    done = subprocess.run(
+        crunch_cmd("process", "--jsonl", str(items), "--task", "faults:square_or_fail",
+                   "--progress", "-o", str(tmp_path / "out.jsonl")),
+        env=env(), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr.decode()
+    final = _final_bar(done.stderr)
+    assert "100/100 " in final, final
+    assert "failed=10" in final, final

@@ -372,7 +372,7 @@ class _Stream(Iterator[ItemResult]):
             raise StopIteration
         self.engine.credit()
         if self.progress is not None:
-            self.progress.update(got)
+            self.progress.update(len(got), got.failed)
         return got
 
     def _end(self) -> None:

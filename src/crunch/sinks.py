@@ -41,18 +41,20 @@ class Progress:
             mininterval=0.2,
         )
 
-    def update(self, batch: list[Any]) -> None:
-        failed = getattr(batch, "failed", None)
-        if failed is None:
-            failed = sum(1 for r in batch if not r.ok)
+    def update(self, done: int, failed: int) -> None:
+        """Count ``done`` more items, ``failed`` of them failed.
+
+        The caller passes a batch's own counters (``len(batch)``, ``batch.failed``): the bar
+        never iterates a batch, which would build every result of a lazy one a second time.
+        """
         if self.fixed_total is None:
-            found = max(self.stats.found, self.bar.n + len(batch))
+            found = max(self.stats.found, self.bar.n + done)
             if found != self.bar.total:
                 self.bar.total = found
         if failed:
             self.failed += failed
             self.bar.set_postfix_str(f"failed={self.failed}", refresh=False)
-        self.bar.update(len(batch))
+        self.bar.update(done)
 
     def write(self, message: str) -> None:
         """Print a line above the bar without garbling it."""
