@@ -120,15 +120,42 @@ def test_walk_items_are_paths_that_open_the_file(in_tmp: Path) -> None:
     assert item.read_text() == "data/sub/b.txt"
 
 
-def test_walk_items_are_the_same_without_pathlibs_private_helper(
-    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The plain parent / name fallback gives the same pairs as pathlib's fast child helper."""
-    make(in_tmp, "data/a.txt", "data/sub/b.txt", "top.txt")
-    fast = list(walk(["./data/", "top.txt", "."]))
-    monkeypatch.setattr(sources, "_child_path", sources._join)
-    assert list(walk(["./data/", "top.txt", "."])) == fast
-    assert all(str(item) == key for key, item in fast)
+def test_the_engines_walk_yields_the_same_keys_without_paths(in_tmp: Path) -> None:
+    """walk_keys (what crunch.files and the command hand the engine) yields walk's keys in
+    walk's order, None where walk has Path(key), and the same InvalidItem where it has one;
+    with_paths turns it back into walk."""
+    make(in_tmp, "data/a.txt", "data/sub/b.txt", "data/.hidden", "top.txt")
+    (in_tmp / "data" / "gone").symlink_to("nowhere")
+    roots = ["./data/", "top.txt", ".", "missing"]
+    options: dict[str, Any] = {"follow_symlinks": True, "excludes": ["*.py"]}
+    pairs = list(walk(roots, **options))
+    bare = list(sources.walk_keys(roots, **options))
+    assert [key for key, _ in bare] == [key for key, _ in pairs]
+    assert [key for key, _ in pairs] == [
+        "data/a.txt", "data/gone", "data/sub/b.txt", "top.txt", "missing",
+    ]  # fmt: skip
+    for (_, item), (key, bare_item) in zip(pairs, bare, strict=True):
+        if isinstance(item, InvalidItem):
+            assert bare_item == item
+        else:
+            assert bare_item is None
+            assert item == Path(key)
+    assert list(sources.with_paths(sources.walk_keys(roots, **options))) == pairs
+
+
+def test_files_source_gives_workers_keys_and_the_caller_paths(in_tmp: Path) -> None:
+    """crunch.files: the engine gets plain keys (a pair for an entry that is not the file at
+    its key); iterating it gives the Path of each file, as walk does."""
+    make(in_tmp, "d/a.txt", "d/b/c.txt")
+    (in_tmp / "d" / "z").symlink_to("nowhere")
+    source = sources.files("d", follow_symlinks=True)
+    keys = list(source.keys())
+    assert keys[:2] == ["d/a.txt", "d/b/c.txt"]
+    assert keys[2][0] == "d/z"
+    assert isinstance(keys[2][1], InvalidItem)
+    items = list(sources.files("d", follow_symlinks=True))
+    assert items[:2] == [Path("d/a.txt"), Path("d/b/c.txt")]
+    assert items[2] == keys[2][1]
 
 
 def test_walk_absolute_root_gives_absolute_keys(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def run_process(**o: Any) -> int:
     from crunch._taskspec import load_callable
     from crunch.api import check_task
     from crunch.config import RunConfig
-    from crunch.sources import check_paths
+    from crunch.sources import check_paths, with_paths
     from crunch.tasks._ranges import parse_size
 
     problems: list[str] = []
@@ -216,7 +216,7 @@ def run_process(**o: Any) -> int:
             plane = _plane_source(o, source, resumed)
             status = _drive(o, config, fn, init, plane, None, intake)
         else:
-            entries = expand(source, task, split_size=split_size, reduce=o["reduce_"])
+            entries = expand(with_paths(source), task, split_size=split_size, reduce=o["reduce_"])
             regroup = Regroup(task, options, reduce=o["reduce_"])
             status = _drive(o, config, fn, init, entries, regroup, intake)
     if resumed is not None and intake.listed_all:
@@ -309,7 +309,7 @@ class Intake:
 
 def _entries(o: dict[str, Any], spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
     from crunch._streams import stdin_binary
-    from crunch.sources import jsonl_items, stdin_paths, walk
+    from crunch.sources import jsonl_items, stdin_paths, walk_keys
 
     if o["jsonl_file"] and o["key_field"]:
         from crunch._unique_keys import unique_keys
@@ -322,19 +322,20 @@ def _entries(o: dict[str, Any], spool: Any, intake: Intake) -> Iterator[tuple[An
         jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
         source = jsonl_items(jsonl)
     else:
-        source = _paths(o, walk, stdin_paths, spool, intake)
+        source = _paths(o, walk_keys, stdin_paths, spool, intake)
     return source
 
 
 def _spooled(
     pairs: Iterator[tuple[Any, Any]], roots: list[str], spool: Any
 ) -> Iterator[tuple[Any, Any]]:
-    """The walk, with each root only this process can read (a pipe, /dev/fd/N) replaced by a
-    private copy the workers can open; the key stays the PATH as given (see ``_spool``)."""
+    """The walk (``walk_keys``), with each root only this process can read (a pipe, /dev/fd/N)
+    replaced by a private copy the workers can open; the key stays the PATH as given (see
+    ``_spool``)."""
     files = {PurePath(root).as_posix(): root for root in roots if not os.path.isdir(root)}
     for key, item in pairs:
-        root = files.get(key) if isinstance(item, Path) else None
-        copy = spool.path_for(root) if root is not None and str(item) == key else None
+        root = files.get(key) if item is None else None
+        copy = spool.path_for(root) if root is not None else None
         yield key, item if copy is None else copy
 
 

@@ -74,8 +74,9 @@ def _run_one(
     """The record ``key`` gets from this run's task, as a run of one item would write it."""
     from crunch._combine import Regroup, TaskCall, expand
     from crunch.api import _Stream
+    from crunch.sources import with_paths
 
-    entries = expand(iter([(key, item)]), task, split_size=size, reduce=False)
+    entries = expand(with_paths([(key, item)]), task, split_size=size, reduce=False)
     regroup = Regroup(task, options, reduce=False) if task.combiner else None
     alone = config.model_copy(update={"workers": 1, "progress": False, "max_failures": None})
     stream = _Stream(

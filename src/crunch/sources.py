@@ -16,7 +16,8 @@ Walking directories (``walk``)
     - Keys. The key of a file is the path as reached from the root given, normalised as
       ``pathlib`` does, always with ``/`` separators: ``data/sub/a.txt`` for the roots
       ``data``, ``data/`` and ``./data`` alike, ``data/sub/a.txt`` for ``data//sub``, ``a.txt``
-      for ``.``; ``..`` is kept as given, as pathlib keeps it. The item is ``Path(key)``.
+      for ``.``; ``..`` is kept as given, as pathlib keeps it. The item is ``Path(key)``
+      (``walk_keys``, the engine's walk, yields None in its place: workers make the Path).
     - Order. Depth first; the entries of each directory, files and subdirectories together,
       sorted by name as Python compares ``str`` (code point order). For UTF-8 names this is byte
       order, the order of ``LC_ALL=C ls``: uppercase before lowercase, independent of locale and
@@ -114,7 +115,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -339,6 +340,38 @@ def walk(
     reached again (overlapping roots, a followed link) is yielded once; pass one ``Overlap``
     of all the roots to several ``walk`` calls that must not repeat each other.
     """
+    return with_paths(
+        walk_keys(
+            roots,
+            hidden=hidden,
+            follow_symlinks=follow_symlinks,
+            globs=globs,
+            excludes=excludes,
+            warnings=warnings,
+            leave_out=leave_out,
+            overlap=overlap,
+        )
+    )
+
+
+def walk_keys(
+    roots: Sequence[str],
+    *,
+    hidden: bool = False,
+    follow_symlinks: bool = False,
+    globs: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+    warnings: Any = None,
+    leave_out: OwnFiles | None = None,
+    overlap: Overlap | None = None,
+) -> Iterator[tuple[str, InvalidItem | None]]:
+    """``walk`` without the ``Path`` objects: ``(key, None)`` for each file, the file at the
+    key (``(key, InvalidItem)`` as ``walk``), in the same order.
+
+    The engine sends workers the keys of files, and each worker makes ``Path(key)`` itself; a
+    ``Path`` made here would only be turned back into its string. Not making it is most of the
+    parent's cost per file (benchmarks/walk.py).
+    """
     walker = _Walker(
         hidden=hidden,
         follow_symlinks=follow_symlinks,
@@ -349,6 +382,13 @@ def walk(
         overlap=overlap or Overlap(roots, follow_symlinks=follow_symlinks),
     )
     return walker.walk(roots)
+
+
+def with_paths(pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """The pairs of ``walk_keys`` as ``walk`` yields them: ``(key, None)`` becomes
+    ``(key, Path(key))``; any other pair passes unchanged."""
+    for key, item in pairs:
+        yield key, Path(key) if item is None else item
 
 
 Entry = tuple[int, int, str]
@@ -474,11 +514,13 @@ class _Walker:
             exclude.fullmatch(rel) is not None or exclude.fullmatch(rel + "/") is not None
         )
 
-    def walk(self, roots: Sequence[str]) -> Iterator[tuple[str, Path | InvalidItem]]:
+    def walk(self, roots: Sequence[str]) -> Iterator[tuple[str, InvalidItem | None]]:
+        """``(key, None)`` per file (the file at the key), ``(key, InvalidItem)`` per entry
+        that could not be read."""
         for root in roots:
             yield from self._walk_root(root)
 
-    def _walk_root(self, root: str) -> Iterator[tuple[str, Path | InvalidItem]]:
+    def _walk_root(self, root: str) -> Iterator[tuple[str, InvalidItem | None]]:
         key = _key_of(root)
         try:
             st = os.stat(root)  # through a link: a root is used even when it is one
@@ -493,7 +535,7 @@ class _Walker:
             if self._keep_file(name):
                 overlap = self.overlap
                 if overlap is None or overlap.first(root_entry(root)):
-                    yield key, Path(key)
+                    yield key, None
             return
         if key == ".":
             prefix = ""
@@ -506,18 +548,16 @@ class _Walker:
         except OSError as exc:
             yield key, _invalid(key, exc)
             return
-        yield from self._walk_dir(entries, prefix, Path(key), (st.st_dev, st.st_ino))
+        yield from self._walk_dir(entries, prefix, (st.st_dev, st.st_ino))
 
     def _walk_dir(
         self,
         entries: list[os.DirEntry[str]],
         prefix: str,
-        top_path: Path,
         top_id: tuple[int, int],
-    ) -> Iterator[tuple[str, Path | InvalidItem]]:
+    ) -> Iterator[tuple[str, InvalidItem | None]]:
         hidden = self.hidden
         follow = self.follow_symlinks
-        child = _child_path
         # Overlapping roots (crunch.sources.Overlap): a directory is "shared" when its entries
         # may be met again; only there is each entry noted. Elsewhere this costs one test.
         overlap = self.overlap
@@ -531,14 +571,12 @@ class _Walker:
         own_names = own.names if own is not None else frozenset()
         own_every = own is not None and own.every_name
         # One frame per directory on the current path: (its sorted entries, the position
-        # reached, its path relative to the root with a trailing "/", its Path, its
-        # (st_dev, st_ino), whether it is shared, the names of root files in it).
-        stack: list[_Frame] = [
-            (iter(entries), "", top_path, top_id, top_shared, inner_files.get(top_id))
-        ]
+        # reached, its path relative to the root with a trailing "/", its (st_dev, st_ino),
+        # whether it is shared, the names of root files in it).
+        stack: list[_Frame] = [(iter(entries), "", top_id, top_shared, inner_files.get(top_id))]
         ancestors = {top_id}
         while stack:
-            it, rel_dir, dir_path, dir_id, shared, root_names = stack[-1]
+            it, rel_dir, dir_id, shared, root_names = stack[-1]
             for entry in it:
                 name = entry.name
                 if not hidden and name.startswith("."):
@@ -567,7 +605,6 @@ class _Walker:
                         (
                             iter(children),
                             rel + "/",
-                            child(dir_path, name),
                             ident,
                             shared or ident in inner_dirs,
                             inner_files.get(ident),
@@ -592,7 +629,7 @@ class _Walker:
                         and own.holds(entry.path)
                     ):
                         continue
-                    yield key, child(dir_path, name)
+                    yield key, None
                 elif is_link and not os.path.exists(entry.path):
                     target = _readlink(entry.path)
                     yield (
@@ -609,18 +646,7 @@ class _Walker:
                 ancestors.discard(dir_id)
 
 
-_Frame = tuple[Iterator[os.DirEntry[str]], str, Path, tuple[int, int], bool, "set[str] | None"]
-
-
-def _join(parent: Path, name: str) -> Path:
-    return parent / name
-
-
-# The parent's cost per item counts (README, "Performance"): ``Path(key)`` or ``parent / name``
-# re-parse the whole path (several microseconds on 3.11), while pathlib's own walk/glob helper
-# appends one known-good component without parsing. It is private, so fall back when it is
-# gone; the result is the same Path either way (tests check ``str(item) == key``).
-_child_path: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", None) or _join
+_Frame = tuple[Iterator[os.DirEntry[str]], str, tuple[int, int], bool, "set[str] | None"]
 
 
 def _listdir(path: str) -> list[os.DirEntry[str]]:
@@ -835,8 +861,9 @@ class JsonlSource:
 class FilesSource:
     """Files by key: the engine sends workers their keys, and each worker makes the ``Path``.
 
-    ``entries`` yields ``(key, Path | InvalidItem)`` pairs, as ``walk`` and ``stdin_paths``
-    do; the ``Path`` objects are not sent (a worker rebuilds the same one from the key).
+    ``entries`` yields ``(key, None)`` for the file at the key, as ``walk_keys`` does, or
+    ``(key, Path | InvalidItem)`` pairs, as ``walk`` and ``stdin_paths`` do; no ``Path`` is
+    sent (a worker makes the same one from the key).
     """
 
     def __init__(self, entries: Iterable[tuple[str, Any]]) -> None:
@@ -847,11 +874,14 @@ class FilesSource:
         could not be read, a private copy of a pipe)."""
         invalid = InvalidItem
         for key, item in self.entries:
-            yield (key, item) if type(item) is invalid or str(item) != key else key
+            if item is None:
+                yield key
+            else:
+                yield (key, item) if type(item) is invalid or str(item) != key else key
 
     def __iter__(self) -> Iterator[Path | InvalidItem]:
-        for _key, item in self.entries:
-            yield item
+        for key, item in self.entries:
+            yield Path(key) if item is None else item
 
 
 def jsonl(path: str | os.PathLike[str], *, key: str | None = None) -> JsonlSource:
@@ -878,7 +908,7 @@ def files(
     """
     roots = [os.fspath(p) for p in paths]
     return FilesSource(
-        walk(
+        walk_keys(
             roots,
             hidden=hidden,
             follow_symlinks=follow_symlinks,
