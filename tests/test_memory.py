@@ -8,14 +8,10 @@ worker left behind.
 
 from __future__ import annotations
 
-import inspect
 import json
-import multiprocessing
 import os
 import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import process as cf
 from pathlib import Path
 
 import memtasks
@@ -23,7 +19,6 @@ import pytest
 from helpers import crunch_cmd, env, worker_pids
 
 import crunch
-from crunch import _pool_reach
 
 CAP = "300MiB"
 MIB = 1 << 20
@@ -164,53 +159,6 @@ def test_cli_usage_errors(tmp_path: Path, args: list[str], needle: str) -> None:
     assert needle in out.stderr.decode()
     assert b"Traceback" not in out.stderr
     assert out.stdout == b""
-
-
-# ------------------------------------------------------------------------- the pool's internals
-def test_the_pool_internals_crunch_reaches_are_there() -> None:
-    """Every private name of concurrent.futures.process that crunch._pool_reach uses exists
-    and means what it did (Python 3.11 to 3.13); a release that changes one fails here."""
-    assert _pool_reach.can_leave()
-    loop = cf._process_worker
-    assert loop.__name__ == _pool_reach.WORKER_LOOP
-    assert set(_pool_reach.WORKER_LOCALS) <= set(loop.__code__.co_varnames)
-    assert list(inspect.signature(loop).parameters)[:2] == ["call_queue", "result_queue"]
-    assert "exit_pid" in inspect.signature(cf._sendback_result).parameters
-    assert "exit_pid" in inspect.signature(cf._ResultItem).parameters
-    source = inspect.getsource(cf._ExecutorManagerThread.run)
-    assert "exit_pid" in source  # the manager joins a worker that leaves with its result
-    for name in ("_spawn_process", "_adjust_process_count"):
-        assert callable(getattr(ProcessPoolExecutor, name))
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-    try:
-        assert isinstance(pool._processes, dict)
-        assert hasattr(pool._shutdown_lock, "acquire")
-        assert pool._broken is False
-        assert pool._shutdown_thread is False
-    finally:
-        pool.shutdown()
-
-
-def test_a_worker_leaves_without_breaking_the_pool() -> None:
-    """leave_pool in a worker: its result arrives, the pool is not broken, a replacement
-    starts, and the next tasks run, on both Python's own path and crunch's."""
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
-    try:
-        first = {pool.submit(os.getpid).result() for _ in range(6)}
-        leaver = pool.submit(memtasks.leave_with, 41).result(timeout=30)
-        assert leaver[0] == 41
-        assert not pool._broken
-        deadline = time.monotonic() + 10
-        while not _pool_reach.replace_leavers(pool, 2, leaver[1]):
-            assert time.monotonic() < deadline, "the pool never let the worker go"
-            time.sleep(0.01)
-        assert len(pool._processes) == 2
-        assert leaver[1] not in pool._processes
-        after = [pool.submit(os.getpid).result(timeout=30) for _ in range(6)]
-        assert leaver[1] not in after
-        assert first  # the pool ran tasks before and after
-    finally:
-        pool.shutdown()
 
 
 @pytest.mark.dask

@@ -16,11 +16,16 @@ Once the command is over, a stop signal during the interpreter's teardown exits 
 
 from __future__ import annotations
 
-# The C module under ``signal``: it is loaded already, while ``signal`` itself (with enum)
-# costs milliseconds in which a Ctrl-C would still end in a KeyboardInterrupt traceback.
-import _signal  # ty: ignore[import-not-found] - no stub; the same functions as signal's
 import os
 import sys
+
+# The C module under ``signal`` (a private one; tests/test_pool_reach.py checks it): it is
+# loaded already, while ``signal`` itself (with enum) costs milliseconds in which a Ctrl-C
+# would still end in a KeyboardInterrupt traceback.
+try:
+    import _signal  # ty: ignore[import-not-found] - no stub; the same functions as signal's
+except ImportError:  # pragma: no cover - a Python without it: the same, a little later
+    import signal as _signal
 
 TYPE_CHECKING = False  # typing costs milliseconds too
 if TYPE_CHECKING:

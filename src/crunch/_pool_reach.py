@@ -1,43 +1,115 @@
-"""Where crunch reaches into ``concurrent.futures.process`` to replace one worker cleanly.
+"""Every use crunch makes of ``concurrent.futures`` and ``multiprocessing`` beyond their
+documented API, one named function each.
 
-A worker near its memory cap (crunch._memory) must leave the pool between two chunks, and a
-new one take its place, without the pool counting it as broken: a worker that simply exits
-makes ``ProcessPoolExecutor`` fail every pending future and kill every other worker, and all
-the chunks in flight run again. The pool has exactly one way for a worker to leave on purpose,
-the one ``max_tasks_per_child`` uses (Python 3.11 to 3.13): the worker loop
-``_process_worker`` sends its last result as a ``_ResultItem`` whose ``exit_pid`` is its pid,
-then returns; the pool's manager thread then joins it instead of declaring the pool broken.
-There is no public way to ask for that for one worker at a chosen moment, so:
+Process mode runs on the stock ``ProcessPoolExecutor`` (crunch.backends.process). Its
+guarantees (a dead worker costs one item, a worker near its memory cap is replaced without
+running anything again, a group signal reaches crunch alone, a run's workers start fast) need a
+few things the pool and multiprocessing do not offer publicly. Each is here, says why it is
+needed and what breaks without it, and is checked by tests/test_pool_reach.py on every Python
+crunch supports (3.11 to 3.13), so a release that changes one fails the suite rather than a
+run.
 
-- ``leave_pool`` (in the worker) finds the frame of ``_process_worker`` that is running the
-  current chunk, takes its ``result_queue`` and ``call_item`` locals, sends the chunk's
-  result with ``_sendback_result(..., exit_pid=pid)`` exactly as that loop does at its task
-  limit, and exits;
-- ``replace_leavers`` (in the parent) starts the replacement itself, with the pool's own
-  ``_spawn_process`` under its ``_shutdown_lock``: on Python 3.11 to 3.13 the manager thread
-  may skip it (CPython gh-115634: a stale idle-worker token makes it believe a worker is
-  idle), and with no worker left the queued chunks would wait forever.
+``worker_processes``
+    The pool's worker processes by pid (``ProcessPoolExecutor._processes``). A forkserver
+    worker is not crunch's child: only its ``multiprocessing.Process`` handle knows how it
+    ended. Without it, a crash could not be blamed on its item with its exit code or signal,
+    and no item would be known to have killed its worker.
+``unstick_result_pipe``
+    Writes filler bytes into the pool's result pipe (``_result_queue._writer``) until the pool
+    says it is broken (``_broken``), when a worker was killed while writing its result: the
+    pool's manager thread would otherwise wait in ``recv()`` for the rest of that message
+    forever, never report the death, and the run would hang.
+``can_leave``, ``leave_pool``, ``replace_leavers``
+    One worker leaves the pool between two chunks the way ``max_tasks_per_child`` makes
+    workers leave, and a successor starts (``--max-memory``; crunch._memory). Without them a
+    worker could only die, which breaks the pool and runs every chunk in flight again; crunch
+    then keeps its two other memory defences and never recycles a worker.
+``without_main``
+    Workers skip re-importing the caller's ``__main__`` when nothing they unpickle needs it
+    (patches ``multiprocessing.spawn.get_preparation_data``, for crunch's own thread only).
+    Without it every worker of every run imports the caller's script again: seconds a run for
+    a script that imports pandas or pytest at the top.
+``start_forkserver``
+    Starts multiprocessing's resource tracker and forkserver (``resource_tracker`` and
+    ``forkserver.ensure_running``) with the stop signals blocked. Without it a group signal
+    (Ctrl-C, ``timeout``) in the forkserver's first moments would kill the server, and with it
+    every worker, instead of reaching crunch alone (crunch.backends._groups).
 
-tests/test_memory.py checks every name used here, so a Python release that changes them fails
-the suite; ``can_leave`` tells the worker at start-up whether they are there, and without them
-crunch keeps the other two memory defences only (a worker is never recycled, see
-crunch._memory).
+One more reach lives where it must act before anything else is imported: ``crunch._entry``
+installs its first signal handlers through the C module ``_signal`` (``signal`` itself costs
+milliseconds to import), falling back to ``signal`` where that module is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import sys
+import threading
+import time
+from collections.abc import Collection, Generator, Mapping
 from typing import Any
+
+# ---------------------------------------------------------------------- the pool's workers
+
+
+def worker_processes(pool: Any) -> Mapping[int, Any]:
+    """The ``multiprocessing.Process`` of each worker of ``pool``, by pid (read only).
+
+    The pool keeps them in a private dict; crunch copies the handles as workers start, to read
+    their exit codes after a break (there is no public way to learn how a worker died).
+    Empty on a Python without that dict: crunch then blames no crash on an item.
+    """
+    return getattr(pool, "_processes", None) or {}
+
+
+def unstick_result_pipe(pool: Any, seconds: float = 30.0) -> None:
+    """Free ``pool``'s manager thread stuck reading half a result from a killed worker.
+
+    A worker SIGKILLed while writing its result leaves a truncated message in the result pipe,
+    and ``ProcessPoolExecutor``'s manager thread then waits in ``recv()`` for the rest forever
+    (Python 3.11 to 3.13): the pool never reports the death, its futures never finish, and
+    shutdown never ends. Feeding the pipe bytes completes the message; it fails to unpickle,
+    and the pool breaks the ordinary way (every pending future gets ``BrokenProcessPool``).
+    Call it only once a worker is known dead: the pool is broken anyway. Returns at once when
+    the pool is broken already.
+    """
+    queue = getattr(pool, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is None:  # pragma: no cover - a future Python without these internals
+        return
+    try:
+        fd = writer.fileno()
+        os.set_blocking(fd, False)  # never block here, whatever the reader does
+    except (OSError, ValueError):
+        return
+    filler = b"\0" * 65536
+    deadline = time.monotonic() + seconds
+    while not getattr(pool, "_broken", True) and time.monotonic() < deadline:
+        try:
+            os.write(fd, filler)
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError:
+            return
+
+
+# ---------------------------------------------------------------- one worker leaves the pool
+#
+# The pool has exactly one way for a worker to leave on purpose, the one ``max_tasks_per_child``
+# uses (Python 3.11 to 3.13): the worker loop ``_process_worker`` sends its last result as a
+# ``_ResultItem`` whose ``exit_pid`` is its pid, then returns; the pool's manager thread then
+# joins it instead of declaring the pool broken. There is no public way to ask for that for one
+# worker at a chosen moment.
 
 WORKER_LOOP = "_process_worker"
 WORKER_LOCALS = ("result_queue", "call_item")
 
 
 def can_leave() -> bool:
-    """Whether this Python's pool has the names ``leave_pool`` and ``replace_leavers`` use."""
+    """Whether this Python's pool has the names ``leave_pool`` and ``replace_leavers`` use;
+    asked by a worker at start-up."""
+    import inspect
     from concurrent.futures import process
 
     loop = getattr(process, WORKER_LOOP, None)
@@ -49,19 +121,20 @@ def can_leave() -> bool:
             return False
     except (TypeError, ValueError):
         return False
-    return set(WORKER_LOCALS) <= set(loop.__code__.co_varnames) | set(
-        loop.__code__.co_cellvars
-    ) and all(
-        hasattr(process.ProcessPoolExecutor, name)
-        for name in ("_spawn_process", "_adjust_process_count")
+    code = loop.__code__
+    return set(WORKER_LOCALS) <= set(code.co_varnames) | set(code.co_cellvars) and hasattr(
+        process.ProcessPoolExecutor, "_spawn_process"
     )
 
 
 def leave_pool(result: Any) -> bool:
     """Send ``result`` as this worker's last and leave the pool; False if that cannot be done.
 
-    Called from inside the function the pool runs (``process_chunk``), in a worker; when it
-    works it does not return.
+    Called from inside the function the pool runs (``process_chunk``), in a worker: finds the
+    frame of ``_process_worker`` running the current chunk, takes its ``result_queue`` and
+    ``call_item`` locals, and sends the chunk's result with ``_sendback_result(...,
+    exit_pid=pid)`` exactly as that loop does at its task limit, then exits. When it works it
+    does not return.
     """
     from concurrent.futures import process
 
@@ -85,8 +158,11 @@ def leave_pool(result: Any) -> bool:
 def replace_leavers(pool: Any, workers: int, leaver: int) -> bool:
     """Start workers until ``pool`` has ``workers`` again, once the worker ``leaver`` has left.
 
-    False while the pool still lists ``leaver`` (its manager thread has not joined it yet):
-    call again a moment later.
+    The pool's manager thread may skip starting the successor itself (CPython gh-115634, 3.11
+    to 3.13: a stale idle-worker token makes it believe a worker is idle), and with no worker
+    left the queued chunks would wait forever; so crunch starts it, with the pool's own
+    ``_spawn_process`` under its ``_shutdown_lock``. False while the pool still lists
+    ``leaver`` (its manager thread has not joined it yet): call again a moment later.
     """
     processes = getattr(pool, "_processes", None)
     lock = getattr(pool, "_shutdown_lock", None)
@@ -100,3 +176,83 @@ def replace_leavers(pool: Any, workers: int, leaver: int) -> bool:
         while len(processes) < workers:
             pool._spawn_process()
     return True
+
+
+# ---------------------------------------------------------------- starting workers
+
+# The keys of multiprocessing's preparation data that make a new process import ``__main__``.
+MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
+_skip_main = threading.local()
+_filter_lock = threading.Lock()
+_filter_installed = False
+
+
+def mentions_main(pickled: bytes) -> bool:
+    """Whether unpickling ``pickled`` may need the ``__main__`` module."""
+    return b"__main__" in pickled
+
+
+@contextlib.contextmanager
+def without_main(skip: bool) -> Generator[None]:
+    """Workers started by this thread inside the block skip ``__main__`` when ``skip``.
+
+    A forkserver (or spawn) process imports the parent's main script before it does anything,
+    so that functions defined there can be unpickled; multiprocessing offers no switch for it.
+    While *this thread* starts workers inside the block, the two keys of the preparation data
+    that ask for it are dropped; every other use of multiprocessing in the process goes
+    through unchanged.
+    """
+    if not skip:
+        yield
+        return
+    if not _filter_installed:
+        _install_main_filter()
+    _skip_main.on = True
+    try:
+        yield
+    finally:
+        _skip_main.on = False
+
+
+def _install_main_filter() -> None:
+    global _filter_installed
+    from multiprocessing import spawn
+
+    with _filter_lock:
+        if _filter_installed:
+            return
+        original = spawn.get_preparation_data
+
+        def preparation_data(name: str) -> dict[str, Any]:
+            data = original(name)
+            if getattr(_skip_main, "on", False):
+                for key in MAIN_KEYS:
+                    data.pop(key, None)
+            return data
+
+        spawn.get_preparation_data = preparation_data  # ty: ignore[invalid-assignment]
+        _filter_installed = True
+
+
+def start_forkserver(blocked: Collection[int]) -> None:
+    """Start the resource tracker and the forkserver, unless they run, with ``blocked`` held.
+
+    Both inherit this thread's signal mask as they start, because ``ensure_running`` starts
+    them from the calling thread. The forkserver is in crunch's process group until its
+    preload moves it out: a group signal meanwhile stays pending, and the preload drops it
+    (``leave_crunch_group`` in crunch.backends._groups). The resource tracker ignores SIGINT
+    and SIGTERM itself and keeps SIGHUP blocked (it ends when its pipe closes, not by a
+    signal); starting it unblocks SIGINT and SIGTERM in this thread, so they are blocked
+    again before the forkserver starts. The mask is restored after. Call it before the pool's
+    semaphores would start the tracker.
+    """
+    import signal
+    from multiprocessing import forkserver, resource_tracker
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -3,9 +3,10 @@
     crunch's process group          forkserver's group          one group per worker
     crunch (the parent)  --starts-> forkserver  --forks------> worker --starts--> child, ...
 
-- The forkserver is started with the stop signals blocked (``start_forkserver``) and moves into
-  a process group of its own as it starts (``leave_crunch_group``, run by its preload module
-  ``crunch.backends._forkserver_preload``), so every worker is born outside crunch's group:
+- The forkserver is started with the stop signals blocked (``start_forkserver`` in
+  crunch._pool_reach) and moves into a process group of its own as it starts
+  (``leave_crunch_group``, run by its preload module ``crunch.backends._forkserver_preload``),
+  so every worker is born outside crunch's group:
   a signal sent to the whole group (``timeout``, systemd, a supervisor, a terminal's Ctrl-C)
   reaches crunch alone, which stops the run its own way (grace, then *not run*), instead of
   killing the workers under it.
@@ -28,26 +29,6 @@ import signal
 from collections.abc import Iterable
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-
-
-def start_forkserver() -> None:
-    """Start the forkserver, unless it runs already, with the stop signals blocked.
-
-    It is in crunch's process group until its preload moves it out: a group signal meanwhile
-    stays pending, and the preload drops it (``leave_crunch_group``). The resource tracker is
-    started first, the same way: it ignores SIGINT and SIGTERM itself, and keeps SIGHUP blocked
-    (it ends when its pipe closes, not by a signal).
-    """
-    from multiprocessing import forkserver, resource_tracker
-
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        resource_tracker.ensure_running()
-        # Starting the tracker unblocks SIGINT and SIGTERM in this thread: block them again.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def leave_crunch_group() -> None:

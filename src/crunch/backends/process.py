@@ -57,7 +57,14 @@ from typing import Any
 from crunch._failures import ItemFailure
 from crunch._memory import POLL as MEMORY_POLL
 from crunch._memory import rss
-from crunch._pool_reach import replace_leavers
+from crunch._pool_reach import (
+    mentions_main,
+    replace_leavers,
+    start_forkserver,
+    unstick_result_pipe,
+    without_main,
+    worker_processes,
+)
 from crunch._runner import UnitOutcome
 from crunch._transit import decode_outcome, dump_items
 from crunch._units import Job
@@ -73,15 +80,15 @@ from crunch._worker import (
     slot_offset,
 )
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
-from crunch.backends._groups import kill_leftovers, kill_worker, start_forkserver
-from crunch.backends._startmain import mentions_main, without_main
+from crunch.backends._groups import STOP_SIGNALS, kill_leftovers, kill_worker
 from crunch.exceptions import WorkerStartError
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.
 REAP_GRACE = 2.0
 # A worker found dead this long without the pool reporting it means the pool's manager thread
-# is stuck on a half-written result (see _unstick); checked every DEATH_CHECK seconds.
+# is stuck on a half-written result (see crunch._pool_reach.unstick_result_pipe); checked
+# every DEATH_CHECK seconds.
 DEATH_CHECK = 0.5
 DEATH_NOTICE = 1.5
 # Pools in a row whose workers all die before their initializer ran: the run cannot work.
@@ -138,12 +145,12 @@ class ProcessBackend(Backend):
     # ------------------------------------------------------------------ pool life cycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        start_forkserver()  # before the pool's semaphores start the resource tracker
+        start_forkserver(STOP_SIGNALS)  # before the pool's semaphores start the tracker
         self._open_pool()
         self.health = self.loop.create_task(self._watch_deaths())
 
     async def _watch_deaths(self) -> None:
-        """Make sure the pool notices a dead worker (see ``_unstick``)."""
+        """Make sure the pool notices a dead worker (see ``unstick_result_pipe``)."""
         dead_since: dict[int, float] = {}
         while not self.closing:
             await asyncio.sleep(DEATH_CHECK)
@@ -154,8 +161,8 @@ class ProcessBackend(Backend):
             for pid, proc in list(self.procs.items()):
                 if proc.exitcode is not None and pid not in self.leavers:
                     first = dead_since.setdefault(pid, now)
-                    if now - first > DEATH_NOTICE and not getattr(self.pool, "_broken", False):
-                        await asyncio.to_thread(_unstick, self.pool)
+                    if now - first > DEATH_NOTICE:  # (returns at once if the pool knows)
+                        await asyncio.to_thread(unstick_result_pipe, self.pool)
                         dead_since.clear()
                         break
 
@@ -231,9 +238,8 @@ class ProcessBackend(Backend):
         sent.add_done_callback(functools.partial(self._done_threadsafe, generation, chunk_id))
 
     def _note_workers(self) -> None:
-        # ProcessPoolExecutor keeps its workers in a private dict; we copy the handles to read
-        # exit codes after a break (there is no public way to learn how a worker died).
-        current = getattr(self.pool, "_processes", None) or {}
+        # The workers' handles, to read their exit codes after a break (crunch._pool_reach).
+        current = worker_processes(self.pool)
         self.procs.update((pid, p) for pid, p in current.items() if pid not in self.leavers)
 
     def _done_threadsafe(self, generation: int, chunk_id: int, sent: Future[Any]) -> None:
@@ -297,7 +303,9 @@ class ProcessBackend(Backend):
         pool has let it go; checked every few milliseconds."""
         if generation != self.generation or self.closing or self.pool is None:
             return
-        if not replace_leavers(self.pool, self.lanes, leaver) and tries > 0:
+        with without_main(not self.with_main):  # as the workers it replaces
+            replaced = replace_leavers(self.pool, self.lanes, leaver)
+        if not replaced and tries > 0:
             assert self.loop is not None
             self.loop.call_later(0.005, self._replace, generation, leaver, tries - 1)
             return
@@ -511,39 +519,9 @@ def _reap(pool: ProcessPoolExecutor, procs: dict[int, Any]) -> set[int]:
                 kill_worker(pid)
         done.join(REAP_GRACE)
     if done.is_alive():
-        _unstick(pool)
+        unstick_result_pipe(pool)
         done.join(REAP_GRACE)
     return killed
-
-
-def _unstick(pool: ProcessPoolExecutor, seconds: float = 30.0) -> None:
-    """Free a pool's manager thread stuck reading half a result from a killed worker.
-
-    A worker SIGKILLed while writing its result leaves a truncated message in the result pipe,
-    and ``ProcessPoolExecutor``'s manager thread (Python 3.11) then waits in ``recv()`` for the
-    rest forever: the pool never reports the death, its futures never finish, and shutdown
-    never ends. Feeding the pipe bytes completes the message; it fails to unpickle, and the
-    pool breaks the ordinary way (every pending future gets ``BrokenProcessPool``). Called only
-    once a worker is known dead, when the pool is broken anyway.
-    """
-    queue = getattr(pool, "_result_queue", None)
-    writer = getattr(queue, "_writer", None)
-    if writer is None:  # pragma: no cover - a future Python without these internals
-        return
-    try:
-        fd = writer.fileno()
-        os.set_blocking(fd, False)  # never block here, whatever the reader does
-    except (OSError, ValueError):
-        return
-    filler = b"\0" * 65536
-    deadline = time.monotonic() + seconds
-    while not getattr(pool, "_broken", True) and time.monotonic() < deadline:
-        try:
-            os.write(fd, filler)
-        except BlockingIOError:
-            time.sleep(0.001)
-        except OSError:
-            return
 
 
 def callable_name(fn: Any) -> str:
