@@ -246,3 +246,22 @@ def test_the_entry_point_signal_module_is_the_one_signal_wraps() -> None:
         check=True,
     )
     assert started.stdout == b"True\n"
+
+
+def test_the_entry_point_can_tell_a_signal_inside_an_import(tmp_path: Path) -> None:
+    """crunch._entry exits at once on a stop signal raised inside an import, which it tells by
+    the import system's frames (CPython's frozen importlib, ``<frozen importlib._bootstrap>``);
+    elsewhere it is False."""
+    from crunch import _entry
+
+    (tmp_path / "reach_probe.py").write_text(
+        "import sys\nfrom crunch import _entry\nINSIDE = _entry._inside_import(sys._getframe())\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import reach_probe  # ty: ignore[unresolved-import]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("reach_probe", None)
+    assert reach_probe.INSIDE is True
+    assert _entry._inside_import(sys._getframe()) is False

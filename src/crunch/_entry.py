@@ -51,6 +51,7 @@ def _early_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _inside_import(frame: FrameType | None) -> bool:
+    # The import system's frames are CPython's frozen importlib (tests/test_pool_reach.py).
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True

@@ -35,9 +35,12 @@ run.
     (Ctrl-C, ``timeout``) in the forkserver's first moments would kill the server, and with it
     every worker, instead of reaching crunch alone (crunch.backends._groups).
 
-One more reach lives where it must act before anything else is imported: ``crunch._entry``
-installs its first signal handlers through the C module ``_signal`` (``signal`` itself costs
-milliseconds to import), falling back to ``signal`` where that module is missing.
+Two more live where they must act before anything else is imported, in ``crunch._entry``: its
+first signal handlers are installed through the C module ``_signal`` (``signal`` itself costs
+milliseconds to import; it falls back to ``signal`` where that module is missing), and a
+signal is known to have arrived inside an import by the import system's frames, CPython's
+frozen ``importlib`` (there crunch exits at once: an exception raised into a compiled module's
+initialisation can crash the interpreter). tests/test_pool_reach.py checks both.
 """
 
 from __future__ import annotations
