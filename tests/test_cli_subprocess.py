@@ -33,13 +33,13 @@ def test_stdout_is_only_records_and_stderr_the_rest(tmp_path: Path) -> None:
     assert b"items in" in out.stderr
 
 
-def test_progress_bar_on_a_real_terminal(tmp_path: Path) -> None:
-    """With stderr on a terminal the progress bar is on by default; piped, it is off."""
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the command with standard error on a terminal: its exit status and what it drew."""
     primary, secondary = pty.openpty()
     # A terminal of 100 columns, as a real one reports its size.
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     proc = subprocess.Popen(
-        crunch_cmd("process", str(DATA), "--workers", "2", "-o", str(tmp_path / "o.jsonl")),
+        crunch_cmd(*args),
         stderr=secondary,
         stdout=subprocess.DEVNULL,
         env=env(),
@@ -57,8 +57,15 @@ def test_progress_bar_on_a_real_terminal(tmp_path: Path) -> None:
         chunks.append(data)
     proc.wait(timeout=120)
     os.close(primary)
-    shown = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_real_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal the progress bar is on by default; piped, it is off."""
+    status, shown = _on_a_terminal(
+        "process", str(DATA), "--workers", "2", "-o", str(tmp_path / "o.jsonl")
+    )
+    assert status == 0
     assert "item/s" in shown
     assert "100%" in shown or "it]" in shown or "item" in shown
     piped = subprocess.run(
@@ -69,6 +76,18 @@ def test_progress_bar_on_a_real_terminal(tmp_path: Path) -> None:
         check=False,
     )
     assert b"item/s" not in piped.stderr
+
+
+def test_no_progress_on_a_terminal_draws_no_bar(tmp_path: Path) -> None:
+    """--no-progress wins over the terminal; the summary is still said."""
+    (tmp_path / "a.txt").write_text("a\n")
+    status, shown = _on_a_terminal(
+        "process", str(tmp_path / "a.txt"), "--mode", "sync", "--no-progress",
+        "-o", str(tmp_path / "o.jsonl"),
+    )  # fmt: skip
+    assert status == 0
+    assert "item/s" not in shown
+    assert "crunch: 1 items in" in shown
 
 
 def test_environment_variables_reach_the_real_command(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -380,28 +379,23 @@ def _drive(
     intake: Intake,
 ) -> int:
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
-    from crunch.api import _Stream
+    from crunch._stream import open_stream
     from crunch.exceptions import STOP_SIGNALS
     from crunch.scheduler import RecordBatch
 
-    show_progress = o["progress"] if o["progress"] is not None else sys.stderr.isatty()
     run_id = uuid.uuid4().hex[:12]
-    records = regroup is None  # workers encode the records; else the parent regroups parts
-    stream = _Stream(
+    stream = open_stream(
         fn,
         entries,
-        key=None,
+        config,
         init=init,
-        config=config,
         keyed=True,
-        records=records,
+        records=regroup is None,  # workers encode the records; else the parent regroups parts
+        progress=o["progress"],
     )
-    progress = None
-    if show_progress:
-        from crunch.sinks import Progress
-
-        progress = stream.progress = Progress(stream.stats)
-    log = setup_logging(fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=progress)
+    log = setup_logging(
+        fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=stream.progress
+    )
     intake.skipped.log = log
     summary = Summary()
     reduce_ = o["reduce_"]
@@ -470,9 +464,7 @@ def _drive(
         status = exc.exit_code
         unrecorded = isinstance(exc, OutputError)
     finally:
-        stream.close()
-        if progress is not None:
-            progress.close()
+        stream.close()  # and its progress bar
         if sink is not None and sink is not stdout:
             sink.close()
         for sig, handler in previous.items():

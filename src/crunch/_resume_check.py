@@ -73,15 +73,13 @@ def _run_one(
 ) -> Any:
     """The record ``key`` gets from this run's task, as a run of one item would write it."""
     from crunch._combine import Regroup, TaskCall, expand
-    from crunch.api import _Stream
+    from crunch._stream import open_stream
     from crunch.sources import with_paths
 
     entries = expand(with_paths([(key, item)]), task, split_size=size, reduce=False)
     regroup = Regroup(task, options, reduce=False) if task.combiner else None
     alone = config.model_copy(update={"workers": 1, "progress": False, "max_failures": None})
-    stream = _Stream(
-        TaskCall(task, options), entries, key=None, init=init, config=alone, keyed=True
-    )
+    stream = open_stream(TaskCall(task, options), entries, alone, init=init, keyed=True)
     try:
         for batch in stream.batches():
             for result in batch:

@@ -1,22 +1,16 @@
 """The library's face: ``run``, ``imap`` and ``amap`` over the one scheduler.
 
-The scheduler is asyncio code; it runs on a private event loop in a background thread (the
-*engine thread*), so the same engine serves plain code, notebooks that already run a loop, and
-async code. Result batches cross to the caller through a queue bounded by credits: when the
-caller stops reading, the engine stops dispatching (bounded memory), and when the caller goes
-away (``break``, an exception, Ctrl-C) the engine is cancelled and every worker is killed.
+Each validates its options and the task (``prepare``: before any item runs, and before the call
+returns), then reads a stream of results from the engine thread (``crunch._stream``, which the
+command reads too): ``run`` collects them into a ``BatchResult``, ``imap`` yields them,
+``amap`` yields them to async code.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
 import pickle
-import queue
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +19,7 @@ from crunch.exceptions import DuplicateKeyError, SourceError
 from crunch.results import BatchResult, ItemResult
 
 if TYPE_CHECKING:
-    from crunch.scheduler import Batch
-
-CREDITS = 8  # result batches that may wait for the caller before the engine pauses
-# The longest the calling thread blocks at once while it waits for the engine. A signal meant
-# for the program can be delivered to any of its threads; Python runs the handler in the main
-# thread only, and only once that thread is out of a blocking wait. So the waits are short,
-# and a Ctrl-C or SIGTERM is acted on within this much, whatever the engine is doing.
-WAKE_EVERY = 0.1
+    from crunch._stream import Stream
 
 
 def run(
@@ -54,7 +41,7 @@ def run(
     When ``items`` itself raises, ``SourceError`` is raised once every item it produced has
     its result, with those results as ``exc.partial``.
     """
-    stream = _Stream(fn, items, key=key, init=init, options=options)
+    stream = _open(fn, items, key, init, options)
     batch = BatchResult()
     try:
         _collect(stream, batch)
@@ -66,7 +53,7 @@ def run(
     return _totals(batch, stream)
 
 
-def _collect(stream: _Stream, batch: BatchResult) -> None:
+def _collect(stream: Stream, batch: BatchResult) -> None:
     succeeded, failed = batch.succeeded, batch.failed
     for results in stream.batches():
         keys = results.keys
@@ -107,7 +94,7 @@ def _duplicate(key: Any) -> DuplicateKeyError:
     )
 
 
-def _totals(batch: BatchResult, stream: _Stream) -> BatchResult:
+def _totals(batch: BatchResult, stream: Stream) -> BatchResult:
     batch.not_run = stream.stats.not_run
     batch.seconds = max(0.0, (stream.stats.ended or stream.stats.started) - stream.stats.started)
     return batch
@@ -126,10 +113,24 @@ def imap(
     Memory stays bounded however many items there are: input is read only as fast as results
     are consumed. Options are validated, and ``fn`` checked, before this returns.
     """
-    return _iterate(_Stream(fn, items, key=key, init=init, options=options))
+    return _iterate(_open(fn, items, key, init, options))
 
 
-def _iterate(stream: _Stream) -> Iterator[ItemResult]:
+def _open(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    key: KeyFn | None,
+    init: Callable[[], Any] | None,
+    options: dict[str, Any],
+) -> Stream:
+    """The stream of a library run (``progress=`` says whether it shows a bar)."""
+    from crunch._stream import open_stream
+
+    config = prepare(fn, options)
+    return open_stream(fn, items, config, key=key, init=init, progress=config.progress)
+
+
+def _iterate(stream: Stream) -> Iterator[ItemResult]:
     # A generator over C-level chaining: the per-item cost of iterating stays in nanoseconds.
     try:
         yield from itertools.chain.from_iterable(stream.batches())
@@ -154,7 +155,9 @@ def amap(
     ``async def`` tasks (mode ``async``) run on crunch's own event loop in a background thread,
     not on the caller's loop: they must not use objects bound to the caller's loop.
     """
-    return _AsyncStream(fn, items, key=key, init=init, options=options)
+    from crunch._stream import open_async_stream
+
+    return open_async_stream(fn, items, prepare(fn, options), key=key, init=init)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -207,267 +210,3 @@ def check_task(fn: Callable[[Any], Any], mode: str) -> None:
 def _name(fn: Callable[..., Any]) -> str:
     inner = getattr(fn, "func", fn)
     return getattr(inner, "__qualname__", None) or repr(inner)
-
-
-# ---------------------------------------------------------------------------- engine thread
-_END: Any = object()
-
-
-class _Engine:
-    """Runs a scheduler on a private loop in a daemon thread; delivers batches via callback."""
-
-    def __init__(self, scheduler: Any, deliver: Callable[[Any], object]) -> None:
-        self.scheduler = scheduler
-        self.deliver = deliver
-        self.loop = asyncio.new_event_loop()
-        self.credits: asyncio.Semaphore | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.started = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="crunch-engine", daemon=True)
-        self.thread.start()
-        while not self.started.wait(WAKE_EVERY):
-            pass
-
-    def _main(self) -> None:
-        loop = self.loop
-        asyncio.set_event_loop(loop)
-        try:
-            self.credits = asyncio.Semaphore(CREDITS)
-            self.task = loop.create_task(self._pump())
-            self.started.set()
-            loop.run_until_complete(self.task)
-        except BaseException:  # noqa: BLE001 - the pump delivered the error already
-            pass
-        finally:
-            self.started.set()
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                # Not asyncio.run(): it would wait for the default executor, where an
-                # abandoned (hung) thread of async mode may never return.
-                loop.close()
-
-    async def _pump(self) -> None:
-        assert self.credits is not None
-        try:
-            async for batch in self.scheduler.results():
-                await self.credits.acquire()
-                self.deliver(batch)
-        except BaseException as exc:
-            self.deliver(_Failed(exc))
-            raise
-        self.deliver(_END)
-
-    def credit(self) -> None:
-        if self.credits is not None:
-            with _suppress_closed():
-                self.loop.call_soon_threadsafe(self.credits.release)
-
-    def cancel(self, *, wait: bool = True) -> None:
-        """The caller went away: stop now, kill the workers, wait for the engine to finish."""
-        if self.task is not None:
-            with _suppress_closed():
-                self.loop.call_soon_threadsafe(self.task.cancel)
-        if wait:
-            join(self.thread, 30)
-
-
-def _get(results: queue.SimpleQueue[Any]) -> Any:
-    while True:
-        try:
-            return results.get(timeout=WAKE_EVERY)
-        except queue.Empty:
-            continue
-
-
-def join(thread: threading.Thread, timeout: float | None = None) -> None:
-    """``thread.join(timeout)``, in short waits (see ``WAKE_EVERY``)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
-        thread.join(WAKE_EVERY)
-
-
-class _Failed:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-class _suppress_closed:  # noqa: N801 - used as a tiny context manager
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return isinstance(exc[1], RuntimeError)  # the loop already closed: nothing to do
-
-
-class _Stream(Iterator[ItemResult]):
-    """The iterator ``imap`` returns; ``run`` drains it."""
-
-    def __init__(
-        self,
-        fn: Callable[[Any], Any],
-        items: Iterable[Any],
-        *,
-        key: KeyFn | None,
-        init: Callable[[], Any] | None,
-        options: dict[str, Any] | None = None,
-        config: Any = None,
-        keyed: bool = False,
-        progress: Any = None,
-        records: bool = False,
-    ) -> None:
-        from crunch.scheduler import Scheduler
-
-        if config is None:
-            config = prepare(fn, options or {})
-        self.scheduler = Scheduler(
-            fn,
-            items,
-            config,
-            keyed=keyed,
-            key=key,
-            init=init,
-            records=records,
-        )
-        self.stats = self.scheduler.stats
-        self.progress = progress if progress is not None else _progress(config, items, self.stats)
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.engine: _Engine | None = None
-        self.batch: Iterator[ItemResult] = iter(())
-        self.finished = False
-
-    def __iter__(self) -> _Stream:
-        return self
-
-    def __next__(self) -> ItemResult:
-        for result in self.batch:
-            return result
-        while True:
-            self.batch = iter(self.next_batch())
-            for result in self.batch:
-                return result
-
-    def batches(self) -> Iterator[Batch]:
-        """The results as the engine delivers them, a batch at a time (the CLI's pace)."""
-        while True:
-            try:
-                yield self.next_batch()
-            except StopIteration:
-                return
-
-    def next_batch(self) -> Batch:
-        if self.finished:
-            raise StopIteration
-        if self.engine is None:
-            self.engine = _Engine(self.scheduler, self.queue.put)
-        try:
-            got = _get(self.queue)
-        except BaseException:
-            self.close()
-            raise
-        if got is _END or isinstance(got, _Failed):
-            self._end()
-            if isinstance(got, _Failed):
-                raise got.exc
-            raise StopIteration
-        self.engine.credit()
-        if self.progress is not None:
-            self.progress.update(len(got), got.failed)
-        return got
-
-    def _end(self) -> None:
-        self.finished = True
-        if self.engine is not None:
-            join(self.engine.thread)
-        if self.progress is not None:
-            self.progress.close()
-
-    def close(self) -> None:
-        """Stop early: cancel the engine and kill its workers."""
-        if not self.finished:
-            self.finished = True
-            if self.engine is not None:
-                self.engine.cancel()
-            if self.progress is not None:
-                self.progress.close()
-
-    def __del__(self) -> None:
-        if hasattr(self, "finished"):  # __init__ may have refused the run
-            self.close()
-
-
-class _AsyncStream(AsyncIterator[ItemResult]):
-    """The async iterator ``amap`` returns."""
-
-    def __init__(self, fn: Any, items: Any, *, key: Any, init: Any, options: Any) -> None:
-        from crunch.scheduler import Scheduler
-
-        config = prepare(fn, options)
-        self.scheduler = Scheduler(fn, items, config, key=key, init=init)
-        self.stats = self.scheduler.stats
-        self.engine: _Engine | None = None
-        self.queue: asyncio.Queue[Any] | None = None
-        self.batch: Iterator[ItemResult] = iter(())
-        self.finished = False
-
-    def __aiter__(self) -> _AsyncStream:
-        return self
-
-    async def __anext__(self) -> ItemResult:
-        for result in self.batch:
-            return result
-        while True:
-            if self.finished:
-                raise StopAsyncIteration
-            if self.engine is None:
-                loop = asyncio.get_running_loop()
-                self.queue = asyncio.Queue()
-                deliver = functools.partial(loop.call_soon_threadsafe, self.queue.put_nowait)
-                self.engine = await asyncio.to_thread(_Engine, self.scheduler, deliver)
-            assert self.queue is not None
-            try:
-                got = await self.queue.get()
-            except BaseException:
-                await self.aclose()
-                raise
-            if got is _END or isinstance(got, _Failed):
-                self.finished = True
-                await asyncio.to_thread(self.engine.thread.join)
-                if isinstance(got, _Failed):
-                    raise got.exc
-                raise StopAsyncIteration
-            self.engine.credit()
-            self.batch = iter(got)
-            for result in self.batch:
-                return result
-
-    async def aclose(self) -> None:
-        """Stop early: cancel the engine, kill its workers, and wait until they are gone."""
-        if not self.finished:
-            self.finished = True
-            if self.engine is not None:
-                await asyncio.to_thread(self.engine.cancel)
-
-    async def __aenter__(self) -> _AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        # `break` out of `async for` does not close an async iterator. When the stream is
-        # dropped (at once, in CPython) the run stops all the same; this cannot wait in the
-        # caller's event loop, so the workers go a moment later, in the engine's thread.
-        engine = getattr(self, "engine", None)  # __init__ may have refused the run
-        if engine is not None and not self.finished:
-            self.finished = True
-            engine.cancel(wait=False)
-
-
-def _progress(config: Any, items: Iterable[Any], stats: Any) -> Any:
-    if not config.progress:
-        return None
-    from crunch.sinks import Progress
-
-    total = len(items) if isinstance(items, (list, tuple, range)) else None
-    return Progress(stats, total=total)

@@ -2,6 +2,9 @@
 
 Records, logs and the summary of the command are written by ``crunch._output``.
 
+``open_progress`` is the one place that decides whether a run shows a bar, and with what
+total; the run's stream (``crunch._stream``) opens it there, updates it and closes it.
+
 ``Progress`` draws a tqdm bar on standard error: done/total, rate, ETA and the failure count.
 The total is the number of items found so far, so it grows while a walk is still running.
 
@@ -20,6 +23,22 @@ from __future__ import annotations
 import re
 import sys
 from typing import Any, TextIO
+
+
+def open_progress(stats: Any, *, show: bool | None, items: Any = None) -> Progress | None:
+    """The bar of a run whose counters are ``stats``, or None when it shows none.
+
+    ``show``: True or False as asked (the library's ``progress=``, the command's
+    ``--progress``/``--no-progress``); None (the command's default): a bar when standard error
+    is a terminal. The total is ``len(items)`` for a list, tuple or range, else the number of
+    items found so far (it grows while a walk runs).
+    """
+    if show is None:
+        show = _is_terminal(sys.stderr)
+    if not show:
+        return None
+    total = len(items) if isinstance(items, (list, tuple, range)) else None
+    return Progress(stats, total=total)
 
 
 class Progress:
