@@ -12,8 +12,9 @@ import signal
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 import orjson
@@ -26,6 +27,9 @@ from crunch.exceptions import (
     RunInterrupted,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from crunch._command_options import BenchOptions, ProcessOptions
 
 # The exit status when the reader of standard output goes away: 128 + SIGPIPE, what a shell
 # reports for `yes` or `cat` in `... | head -1` (README, exit statuses).
@@ -47,16 +51,18 @@ def parse_task_options(pairs: tuple[str, ...], problems: list[str]) -> dict[str,
     return options
 
 
-def resolve_task_and_options(o: dict[str, Any], problems: list[str]) -> tuple[Any, dict[str, Any]]:
+def resolve_task_and_options(
+    task_spec: str, option_pairs: tuple[str, ...], problems: list[str]
+) -> tuple[Any, dict[str, Any]]:
     """``--task`` and its ``-O`` options; what is wrong goes into ``problems``."""
     from crunch._taskspec import resolve_task
 
     task = None
     try:
-        task = resolve_task(o["task_spec"])
+        task = resolve_task(task_spec)
     except UsageError as exc:
         problems.append(str(exc))
-    return task, parse_task_options(o["task_options"], problems)
+    return task, parse_task_options(option_pairs, problems)
 
 
 def fail_usage(problems: list[str], command: str = "process") -> int:
@@ -76,7 +82,9 @@ def _as_option(problem: str) -> str:
     return f"--{field.replace('_', '-')}{sep}{rest}"
 
 
-def run_process(**o: Any) -> int:
+def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
+    """``crunch process``: every check, then the run; returns the exit status. ``stdout`` is
+    where the records go without ``-o`` (None: standard output is closed)."""
     from crunch._combine import Regroup, TaskCall, expand
     from crunch._runner import is_async_task
     from crunch._spool import Spool
@@ -87,80 +95,69 @@ def run_process(**o: Any) -> int:
     from crunch.tasks._ranges import parse_size
 
     problems: list[str] = []
-    paths: tuple[str, ...] = o["paths"]
-    jsonl_file: str | None = o["jsonl_file"]
+    paths = options.paths
+    jsonl_file = options.jsonl_file
+    output_file = options.output_file
     if jsonl_file and paths:
         problems.append("give PATHs or --jsonl FILE, not both")
     if not jsonl_file and not paths:
         problems.append("no input: give PATH..., '-' to read paths from stdin, or --jsonl FILE")
     if paths.count("-") > 1:
         problems.append("'-' (standard input) can be given only once")
-    if o["key_field"] and not jsonl_file:
+    if options.key_field and not jsonl_file:
         problems.append("--key only applies with --jsonl")
-    if o["null"] and "-" not in paths:
+    if options.null_separated and "-" not in paths:
         problems.append("--null only applies when reading paths from '-'")
-    problems.extend(
-        check_paths([p for p in paths if p != "-"] + ([jsonl_file] if jsonl_file else []))
-    )
-    if o["output"]:
+    problems.extend(check_paths(options.input_files))
+    if output_file:
         from crunch._output import output_problem
         from crunch._own_files import output_problems
 
-        problems.extend(filter(None, [output_problem(o["output"])]))
-        inputs = [*paths, *([jsonl_file] if jsonl_file else [])]
+        problems.extend(filter(None, [output_problem(output_file)]))
         problems.extend(
             output_problems(
-                o["output"], inputs, stdin_read="-" in (*paths, jsonl_file), hidden=o["hidden"]
+                output_file,
+                options.input_files,
+                stdin_read=options.reads_stdin,
+                hidden=options.hidden,
             )
         )
 
-    task, options = resolve_task_and_options(o, problems)
+    task, task_kwargs = resolve_task_and_options(
+        options.task_spec, options.task_option_pairs, problems
+    )
     init = None
-    if o["init_spec"]:
+    if options.init_spec:
         try:
-            init = load_callable(o["init_spec"], what="--init")
+            init = load_callable(options.init_spec, what="--init")
         except UsageError as exc:
             problems.append(str(exc))
     try:
-        split_size = parse_size(o["split_size"])
+        split_size = parse_size(options.split_size)
         if split_size < 1:
             problems.append("--split-size must be at least 1 byte")
     except (TypeError, ValueError) as exc:
         problems.append(f"--split-size: {exc}")
         split_size = 0
-    max_failures = 1 if o["fail_fast"] else o["max_failures"]
-    settings: dict[str, Any] = {
-        "mode": o["mode"],
-        "chunk_size": o["chunk_size"],
-        "timeout": o["timeout"],
-        "retries": o["retries"],
-        "max_failures": max_failures,
-        "ordered": o["ordered"] or o["reduce_"],  # --reduce merges in input order
-        "grace": o["grace"],
-        "scheduler": o["scheduler"],
-        "max_memory": o["max_memory"],
-    }
-    if o["workers"] is not None:
-        settings["workers"] = o["workers"]
-    if o["retry_on"]:
-        settings["retry_on"] = o["retry_on"]
     config = None
     try:
-        config = RunConfig.build(**settings)
+        config = RunConfig.build(**options.run_settings())
     except ConfigError as exc:
         problems.extend(_as_option(problem) for problem in exc.problems)
-    if o["reduce_"] and task is not None and not task.reduces:
+    if options.reduce and task is not None and not task.reduces:
         problems.append(f"--reduce: task {task.name!r} has no combiner to reduce with")
-    if o["reduce_"] and o["resume"]:
+    if options.reduce and options.resume:
         problems.append("--reduce cannot be used with --resume: the total needs every item")
-    if o["resume"] and not o["output"]:
+    if options.resume and not output_file:
         problems.append("--resume needs -o FILE (the records to resume from)")
-    if o["stdout"] is None and (o["reduce_"] or not o["output"]):
-        why = "--reduce prints its value there" if o["reduce_"] else "give -o FILE for the records"
+    if stdout is None and (options.reduce or not output_file):
+        why = (
+            "--reduce prints its value there" if options.reduce else "give -o FILE for the records"
+        )
         problems.append(f"standard output is closed: {why}")
-    if task is not None and is_async_task(task.fn) and o["mode"] != "async":
+    if task is not None and is_async_task(task.fn) and options.mode != "async":
         problems.append(
-            f"--task {o['task_spec']!r} is an async def function: run it with --mode async"
+            f"--task {options.task_spec!r} is an async def function: run it with --mode async"
         )
     elif task is not None and config is not None:
         try:
@@ -169,7 +166,7 @@ def run_process(**o: Any) -> int:
             problems.append(str(exc))
     if init is not None and is_async_task(init):
         problems.append(
-            f"--init {o['init_spec']!r} is an async def function: --init must be a plain "
+            f"--init {options.init_spec!r} is an async def function: --init must be a plain "
             "function (it runs once in each worker, before its first item)"
         )
     if problems or task is None or config is None:
@@ -177,17 +174,18 @@ def run_process(**o: Any) -> int:
 
     intake = Intake()
     plan = None
-    if o["resume"]:
+    if options.resume:
+        assert output_file is not None  # checked above
         from crunch._resume import scan_resume
 
         try:
-            plan = scan_resume(o["output"])  # read only: nothing changes before every check
+            plan = scan_resume(output_file)  # read only: nothing changes before every check
         except UsageError as exc:
             return fail_usage([str(exc)])
-        intake.own.add_path(o["output"])
+        intake.own.add_path(output_file)
 
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
-        source = _entries(o, spool, intake)
+        source = _entries(options, spool, intake)
         resumed = None
         if plan is not None:
             from crunch._resume_check import check_same_task
@@ -197,7 +195,7 @@ def run_process(**o: Any) -> int:
                     plan,
                     source,
                     task=task,
-                    options=options,
+                    options=task_kwargs,
                     config=config,
                     init=init,
                     split_size=split_size,
@@ -209,30 +207,43 @@ def run_process(**o: Any) -> int:
                 return RunInterrupted(signal.SIGINT).exit_code
             if resumed.lines:
                 source = _skip_done(source, resumed.lines, intake)
-        fn = TaskCall(task, options)
+        fn = TaskCall(task, task_kwargs)
+        run = Run(options, config, fn, init, stdout, intake)
         if task.combiner is None:
             # The data plane: workers read, run and encode; the parent writes their bytes.
-            plane = _plane_source(o, source, resumed)
-            status = _drive(o, config, fn, init, plane, None, intake)
+            status = _drive(run, _plane_source(options, source, resumed), None)
         else:
-            entries = expand(with_paths(source), task, split_size=split_size, reduce=o["reduce_"])
-            regroup = Regroup(task, options, reduce=o["reduce_"])
-            status = _drive(o, config, fn, init, entries, regroup, intake)
+            entries = expand(with_paths(source), task, split_size=split_size, reduce=options.reduce)
+            status = _drive(run, entries, Regroup(task, task_kwargs, reduce=options.reduce))
     if resumed is not None and intake.listed_all:
-        _drop_stale(o["output"], resumed)
+        _drop_stale(output_file, resumed)
     return status
 
 
-def _plane_source(o: dict[str, Any], source: Iterator[tuple[Any, Any]], resumed: Any) -> Any:
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What ``_drive`` needs besides the entries: the options, the checked settings, the task
+    and its ``--init``, where the records go without ``-o`` (None: standard output is closed),
+    and what the sources note."""
+
+    options: ProcessOptions
+    config: Any
+    fn: Any
+    init: Any
+    stdout: BinaryIO | None
+    intake: Intake
+
+
+def _plane_source(options: ProcessOptions, source: Iterator[tuple[Any, Any]], resumed: Any) -> Any:
     """The input as the workers can open it themselves: a regular JSON Lines file they read in
     line-aligned ranges (with ``--key``, its keys checked first, see crunch._keycheck), or the
     keys of files. ``--resume`` and piped input keep the parent's line-by-line reading (and
     key check, crunch._unique_keys); their records are still encoded by the workers."""
     from crunch.sources import FilesSource, JsonlSource
 
-    jsonl = o["jsonl_file"]
+    jsonl = options.jsonl_file
     if jsonl and jsonl != "-" and resumed is None:
-        plane = JsonlSource(jsonl, key_field=o["key_field"])
+        plane = JsonlSource(jsonl, key_field=options.key_field)
         if plane.regular():
             return plane
     if jsonl:
@@ -250,10 +261,11 @@ def _skip_done(source: Iterator[tuple[Any, Any]], lines: Any, intake: Intake) ->
     intake.listed_all = True
 
 
-def _drop_stale(output: str, resumed: Any) -> None:
+def _drop_stale(output: str | None, resumed: Any) -> None:
     """--resume: the records of items that are no longer inputs go (README, "The command")."""
     from crunch._resume import drop_stale
 
+    assert output is not None  # --resume needs -o
     try:
         removed = drop_stale(output, resumed)
     except OSError as exc:
@@ -306,22 +318,22 @@ class Intake:
         self.listed_all = False  # --resume: the source was read to its end
 
 
-def _entries(o: dict[str, Any], spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
+def _entries(options: ProcessOptions, spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
     from crunch._streams import stdin_binary
     from crunch.sources import jsonl_items, stdin_paths, walk_keys
 
-    if o["jsonl_file"] and o["key_field"]:
+    jsonl_file, field = options.jsonl_file, options.key_field
+    if jsonl_file and field:
         from crunch._unique_keys import unique_keys
         from crunch.sources import jsonl_lines
 
-        jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
-        field = o["key_field"]
+        jsonl = stdin_binary() if jsonl_file == "-" else jsonl_file
         source: Iterator[tuple[Any, Any]] = unique_keys(jsonl_lines(jsonl, key_field=field), field)
-    elif o["jsonl_file"]:
-        jsonl = stdin_binary() if o["jsonl_file"] == "-" else o["jsonl_file"]
+    elif jsonl_file:
+        jsonl = stdin_binary() if jsonl_file == "-" else jsonl_file
         source = jsonl_items(jsonl)
     else:
-        source = _paths(o, walk_keys, stdin_paths, spool, intake)
+        source = _paths(options, walk_keys, stdin_paths, spool, intake)
     return source
 
 
@@ -339,7 +351,7 @@ def _spooled(
 
 
 def _paths(
-    o: dict[str, Any], walk: Any, stdin_paths: Any, spool: Any, intake: Intake
+    options: ProcessOptions, walk: Any, stdin_paths: Any, spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
     from crunch._streams import stdin_binary
     from crunch.sources import Overlap
@@ -347,60 +359,51 @@ def _paths(
     walk_options = {
         # One item per file across all the PATHs, also those on either side of "-".
         "overlap": Overlap(
-            [p for p in o["paths"] if p != "-"], follow_symlinks=o["follow_symlinks"]
+            [p for p in options.paths if p != "-"], follow_symlinks=options.follow_symlinks
         ),
         "warnings": intake.skipped,
         "leave_out": intake.own,
-        "hidden": o["hidden"],
-        "follow_symlinks": o["follow_symlinks"],
-        "globs": o["globs"],
-        "excludes": o["excludes"],
+        "hidden": options.hidden,
+        "follow_symlinks": options.follow_symlinks,
+        "globs": options.globs,
+        "excludes": options.excludes,
     }
     roots: list[str] = []
-    for path in o["paths"]:
+    for path in options.paths:
         if path != "-":
             roots.append(path)
             continue
         if roots:
             yield from _spooled(walk(roots, **walk_options), roots, spool)
             roots = []
-        yield from stdin_paths(stdin_binary(), null=o["null"], leave_out=intake.own)
+        yield from stdin_paths(stdin_binary(), null=options.null_separated, leave_out=intake.own)
     if roots:
         yield from _spooled(walk(roots, **walk_options), roots, spool)
 
 
-def _drive(
-    o: dict[str, Any],
-    config: Any,
-    fn: Any,
-    init: Any,
-    entries: Any,
-    regroup: Any,
-    intake: Intake,
-) -> int:
+def _drive(run: Run, entries: Any, regroup: Any) -> int:
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch._stream import open_stream
     from crunch.exceptions import STOP_SIGNALS
     from crunch.scheduler import RecordBatch
 
+    options, config, intake, stdout = run.options, run.config, run.intake, run.stdout
     run_id = uuid.uuid4().hex[:12]
     stream = open_stream(
-        fn,
+        run.fn,
         entries,
         config,
-        init=init,
+        init=run.init,
         keyed=True,
         records=regroup is None,  # workers encode the records; else the parent regroups parts
-        progress=o["progress"],
+        progress=options.progress,
     )
     log = setup_logging(
-        fmt=o["log_format"], level=o["log_level"], run_id=run_id, progress=stream.progress
+        fmt=options.log_format, level=options.log_level, run_id=run_id, progress=stream.progress
     )
     intake.skipped.log = log
     summary = Summary()
-    reduce_ = o["reduce_"]
-    out_path = o["output"]
-    stdout: BinaryIO | None = o["stdout"]
+    out_path = options.output_file
     signals = 0
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -416,20 +419,20 @@ def _drive(
     sink: BinaryIO | None
     if out_path:
         try:
-            sink = open_records(out_path, append=o["resume"])
+            sink = open_records(out_path, append=options.resume)
         except OutputError as exc:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             click.echo(f"crunch: error: {exc}", err=True)
             return exc.exit_code
     else:
-        sink = None if reduce_ else stdout
+        sink = None if options.reduce else stdout
     if stdout is not None:
         intake.own.add(stdout)  # when it is a regular file (``> FILE``)
     if out_path and sink is not None:
         intake.own.add(sink, out_path)
     writer = RecordWriter(sink, out_path or "standard output") if sink is not None else None
-    log.info("run.start", mode=config.mode, workers=config.workers, task=o["task_spec"])
+    log.info("run.start", mode=config.mode, workers=config.workers, task=options.task_spec)
     status = 0
     stopped = ""
     unrecorded = False
@@ -457,7 +460,7 @@ def _drive(
         status = exc.exit_code
         stopped = signal.Signals(exc.signum).name
     except CrunchError as exc:
-        if o["log_format"] == "json":  # standard error stays JSON Lines
+        if options.log_format == "json":  # standard error stays JSON Lines
             log.error("run.error", message=str(exc), exit_code=exc.exit_code)  # noqa: TRY400
         else:
             click.echo(f"crunch: error: {exc}", err=True)
@@ -476,7 +479,7 @@ def _drive(
     not_run = stats.not_run + (regroup.pending() if regroup is not None else 0)
     if unrecorded:  # the records could not be written: what has none is for --resume
         not_run = max(not_run, stats.found - summary.records)
-    if reduce_ and regroup is not None and status == 0:
+    if options.reduce and regroup is not None and status == 0:
         assert stdout is not None  # checked before the run
         try:
             stdout.write(orjson.dumps(regroup.result(), option=orjson.OPT_NON_STR_KEYS) + b"\n")
@@ -492,7 +495,7 @@ def _drive(
         "stopped": stopped,
         "skipped": intake.skipped.count,
     }
-    if o["log_format"] == "json":  # standard error stays JSON Lines, the summary an event
+    if options.log_format == "json":  # standard error stays JSON Lines, the summary an event
         click.echo(summary.event(run_id=run_id, **said), err=True)
     else:
         click.echo(summary.report(**said), err=True)
@@ -516,45 +519,49 @@ def _log_failures(log: Any, failures: Iterable[Any]) -> None:
         )
 
 
-def run_bench(**o: Any) -> int:
+def run_bench(options: BenchOptions) -> int:
+    """``crunch bench``: returns the exit status."""
     from crunch import _bench
     from crunch._combine import TaskCall
     from crunch._output import output_problem
     from crunch.config import default_workers
     from crunch.sources import check_paths, walk
 
-    problems = check_paths(list(o["paths"]))
-    task, options = resolve_task_and_options(o, problems)
-    if o["plot"]:
-        problems.extend(filter(None, [output_problem(o["plot"], "--plot")]))
+    problems = check_paths(list(options.paths))
+    task, task_kwargs = resolve_task_and_options(
+        options.task_spec, options.task_option_pairs, problems
+    )
+    plot_file = options.plot_file
+    if plot_file:
+        problems.extend(filter(None, [output_problem(plot_file, "--plot")]))
     if problems or task is None:
         return fail_usage(problems, "bench")
     items = [
         item
-        for _key, item in itertools.islice(walk(list(o["paths"]), globs=o["globs"]), 100_000)
+        for _key, item in itertools.islice(walk(list(options.paths), globs=options.globs), 100_000)
         if isinstance(item, Path)
     ]
     if not items:
-        shown = ", ".join(o["paths"])
-        globs = f" matching {', '.join(o['globs'])}" if o["globs"] else ""
+        shown = ", ".join(options.paths)
+        globs = f" matching {', '.join(options.globs)}" if options.globs else ""
         return fail_usage([f"no input files{globs} under {shown}"], "bench")
-    sample = _bench.sample(items, o["sample"], seed=0)
-    workers = o["workers"] or default_workers()
+    sample = _bench.sample(items, options.sample, seed=0)
+    workers = options.workers or default_workers()
     try:
-        report = _bench.bench_modes(TaskCall(task, options), sample, workers=workers)
+        report = _bench.bench_modes(TaskCall(task, task_kwargs), sample, workers=workers)
     except CrunchError as exc:
         click.echo(f"crunch: error: {exc}", err=True)
         return exc.exit_code
     click.echo(report.table())
-    if o["plot"]:
+    if plot_file:
         try:
-            _bench.plot(report, o["plot"])
+            _bench.plot(report, plot_file)
         except UsageError as exc:
             click.echo(f"crunch: error: {exc}", err=True)
             return exc.exit_code
         except OSError as exc:
-            error = OutputError(f"--plot {o['plot']}: {os.strerror(exc.errno or 0) or exc}")
+            error = OutputError(f"--plot {plot_file}: {os.strerror(exc.errno or 0) or exc}")
             click.echo(f"crunch: error: {error}", err=True)
             return error.exit_code
-        click.echo(f"plot written to {o['plot']}", err=True)
+        click.echo(f"plot written to {plot_file}", err=True)
     return 0 if report.fastest is not None else ItemFailedError.exit_code

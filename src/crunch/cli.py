@@ -79,7 +79,7 @@ def main() -> None:
 @option(
     "-O",
     "--option",
-    "task_options",
+    "task_option_pairs",
     multiple=True,
     metavar="KEY=VALUE",
     help="Keyword argument for the task (value parsed as JSON when it parses).",
@@ -97,7 +97,9 @@ def main() -> None:
     help="Items are the JSON lines of FILE instead of paths.",
 )
 @option("--key", "key_field", metavar="FIELD", help="With --jsonl: the field that names an item.")
-@option("--null", is_flag=True, help="With '-': paths on stdin are NUL-separated.")
+@option(
+    "--null", "null_separated", is_flag=True, help="With '-': paths on stdin are NUL-separated."
+)
 @option(
     "--glob", "globs", multiple=True, metavar="PATTERN", help="Keep files matching (repeatable)."
 )
@@ -138,11 +140,13 @@ def main() -> None:
 @option("--max-failures", type=int, help="Stop starting new items after N failures.")
 @option("--fail-fast", is_flag=True, help="Same as --max-failures 1.")
 @option("--ordered", is_flag=True, help="Emit records in input order.")
-@option("--output", "-o", type=click.Path(dir_okay=False), help="Write records to FILE.")
+@option(
+    "--output", "-o", "output_file", type=click.Path(dir_okay=False), help="Write records to FILE."
+)
 @option("--resume", is_flag=True, help="With -o: skip items that already have an ok record.")
 @option(
     "--reduce",
-    "reduce_",
+    "reduce",
     is_flag=True,
     help="Print only the task's exact combined value over all ok items.",
 )
@@ -162,7 +166,12 @@ def main() -> None:
     default="warning",
     show_default=True,
 )
-@option("--scheduler", metavar="ADDRESS", help="Dask scheduler (--mode dask), e.g. tcp://h:8786.")
+@option(
+    "--scheduler",
+    "dask_scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler (--mode dask), e.g. tcp://h:8786.",
+)
 @option(
     "--grace",
     type=float,
@@ -177,13 +186,16 @@ def process(**kwargs: Any) -> None:
     standard input. Every option can also be set as CRUNCH_<OPTION> in the environment.
     """
     from crunch._command import READER_GONE, run_process
+    from crunch._command_options import ProcessOptions
     from crunch._streams import records_only, silence_stderr
+
+    options = ProcessOptions(**kwargs)
 
     # Records alone on standard output: whatever the task, its --init or their child processes
     # write there goes to standard error, from before the task module is imported.
     with records_only() as stdout:
         try:
-            status = run_process(stdout=stdout, **kwargs)
+            status = run_process(options, stdout)
         except BrokenPipeError:  # the reader of standard error went away (`2>&1 | head`)
             status = READER_GONE
     if status == READER_GONE:  # nothing more is said: the last flush at exit must not fail
@@ -259,7 +271,7 @@ Examples:
 )
 @click.argument("paths", nargs=-1, required=True)
 @option("--task", "-t", "task_spec", default="stats", show_default=True)
-@option("-O", "--option", "task_options", multiple=True, metavar="KEY=VALUE")
+@option("-O", "--option", "task_option_pairs", multiple=True, metavar="KEY=VALUE")
 @option("--glob", "globs", multiple=True, metavar="PATTERN")
 @option("--workers", "-j", type=int, help="Workers for the parallel modes [CPU count].")
 @option(
@@ -269,12 +281,15 @@ Examples:
     show_default=True,
     help="How many inputs to time.",
 )
-@option("--plot", type=click.Path(dir_okay=False), help="Also draw the result as a PNG.")
+@option(
+    "--plot", "plot_file", type=click.Path(dir_okay=False), help="Also draw the result as a PNG."
+)
 def bench(**kwargs: Any) -> None:
     """Time your task on a sample of your inputs in each mode and name the fastest."""
     from crunch._command import run_bench
+    from crunch._command_options import BenchOptions
 
-    sys.exit(run_bench(**kwargs))
+    sys.exit(run_bench(BenchOptions(**kwargs)))
 
 
 REPORT_EPILOG = """\b
