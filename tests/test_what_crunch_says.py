@@ -44,6 +44,9 @@ def test_json_logs_make_the_summary_a_json_event(work: Path) -> None:
     assert summary["run_id"] == events[0]["run_id"]
     assert {f["item"] for f in summary["first_failures"]} == {"f00.txt", "f01.txt"}
     assert summary["first_failures"][0]["message"] == "never works"
+    assert summary["skipped"] == 0
+    assert summary["first_skipped"] == []
+    assert summary["resumed"] is None  # no --resume
 
 
 def test_json_logs_make_a_run_error_a_json_event(work: Path) -> None:
@@ -95,3 +98,98 @@ def test_key_messages_say_what_the_key_is(work: Path) -> None:
         "line 2: field 'id' is an integer too large for 64 bits (write it as a string)"
     )
     assert messages[3].startswith("line 3: field 'id' is a float;")
+
+
+# A task that fails on the items whose name holds a 2 until the file "fixed" exists.
+FAILS_UNTIL_FIXED = (
+    "import os\n"
+    "def f(item):\n"
+    "    if '2' in str(item) and not os.path.exists('fixed'):\n"
+    "        raise ValueError('not yet')\n"
+    "    return {'n': 1}\n"
+)
+
+
+def _summary_event(stderr: bytes) -> dict:
+    events = [orjson.loads(line) for line in stderr.splitlines()]
+    (summary,) = [e for e in events if e["event"] == "run.summary"]
+    return summary
+
+
+def test_resume_says_what_it_found_and_did(tmp_path: Path) -> None:
+    """--resume: the summary counts the inputs done before (not run again), those that failed
+    before (run again) and the records of items no longer among the inputs (removed)."""
+    (tmp_path / "task.py").write_text(FAILS_UNTIL_FIXED)
+    (tmp_path / "t").mkdir()
+    for name in ("f1", "f2", "f3", "f4"):
+        (tmp_path / "t" / f"{name}.txt").write_text(f"{name}\n")
+    args = ("process", "t", "--task", "task.py:f", "--mode", "sync", "-o", "out.jsonl")
+    first = crunch(*args, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr.decode()
+    assert b"resumed" not in first.stderr  # no --resume, nothing said about it
+    (tmp_path / "fixed").touch()
+    (tmp_path / "t" / "f4.txt").unlink()  # its ok record is no longer an input's
+    (tmp_path / "t" / "f5.txt").write_text("new\n")
+
+    resumed = crunch(*args, "--resume", cwd=tmp_path)
+    text = resumed.stderr.decode()
+    assert resumed.returncode == 0, text
+    assert "crunch: 2 items in" in text  # f2 again, and the new f5
+    assert "  resumed: 2 items done before, not run again; 1 failed before, run again\n" in text
+    assert "  removed 1 record of items no longer among the inputs\n" in text
+    records = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert sorted(r["item"] for r in records) == ["t/f1.txt", "t/f2.txt", "t/f3.txt", "t/f5.txt"]
+
+    again = crunch(*args, "--resume", "--log-format", "json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr.decode()
+    summary = _summary_event(again.stderr)
+    assert summary["resumed"] == {"done": 4, "rerun": 0, "removed": 0}
+    assert summary["items"] == 0
+
+
+def test_resume_counts_over_json_lines_in_the_json_summary(tmp_path: Path) -> None:
+    """The same counts for --jsonl items (keyed by line number), in the run.summary event."""
+    (tmp_path / "task.py").write_text(FAILS_UNTIL_FIXED)
+    (tmp_path / "in.jsonl").write_text('"a1"\n"a2"\n"a3"\n"b3"\n')
+    args = ("process", "--jsonl", "in.jsonl", "--task", "task.py:f", "--mode", "thread",
+            "-j", "2", "-o", "out.jsonl", "--log-format", "json")  # fmt: skip
+    first = crunch(*args, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr.decode()
+    assert _summary_event(first.stderr)["resumed"] is None
+    (tmp_path / "fixed").touch()
+    (tmp_path / "in.jsonl").write_text('"a1"\n"a2"\n"a3"\n')  # line 4 (ok) is gone
+
+    resumed = crunch(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    summary = _summary_event(resumed.stderr)
+    assert summary["resumed"] == {"done": 2, "rerun": 1, "removed": 1}
+    assert (summary["items"], summary["ok"]) == (1, 1)
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_the_walks_skips_are_in_the_summary(tmp_path: Path, log_format: str) -> None:
+    """What the walk skipped is counted in the summary with the first five reasons, also when
+    --log-level error hides the warnings."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.txt").write_text("a\n")
+    for i in range(6):
+        os.mkfifo(tmp_path / "t" / f"fifo{i}")
+    (tmp_path / "t" / "loop").symlink_to(".")
+    out = crunch("process", "t", "--follow-symlinks", "--mode", "sync", "--log-level", "error",
+                 "--log-format", log_format, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"input.skipped" not in out.stderr  # the warnings are below the level
+    if log_format == "json":
+        summary = _summary_event(out.stderr)
+        assert summary["skipped"] == 7
+        assert summary["first_skipped"] == [
+            f"t/fifo{i}: skipped, not a regular file (FIFO, socket or device)" for i in range(5)
+        ]
+        return
+    text = out.stderr.decode()
+    lines = text.splitlines()
+    at = lines.index("  skipped 7 entries of the walk (not regular files, or link loops):")
+    assert lines[at + 1 : at + 7] == [
+        *(f"    t/fifo{i}: skipped, not a regular file (FIFO, socket or device)" for i in range(5)),
+        "    and 2 more",
+    ]

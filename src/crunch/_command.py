@@ -30,6 +30,7 @@ from crunch.exceptions import (
 
 if TYPE_CHECKING:
     from crunch._command_options import BenchOptions, ProcessOptions
+    from crunch._resume import ResumeCounts
 
 # The exit status when the reader of standard output goes away: 128 + SIGPIPE, what a shell
 # reports for `yes` or `cat` in `... | head -1` (README, exit statuses).
@@ -188,6 +189,7 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
         source = _entries(options, spool, intake)
         resumed = None
         if plan is not None:
+            from crunch._resume import ResumeCounts
             from crunch._resume_check import check_same_task
 
             try:
@@ -205,26 +207,23 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
                 return fail_usage([str(exc)])
             except KeyboardInterrupt:
                 return RunInterrupted(signal.SIGINT).exit_code
-            if resumed.lines:
-                source = _skip_done(source, resumed.lines, intake)
+            intake.resumed = ResumeCounts()
+            if resumed.lines or resumed.failed_before:
+                source = _skip_done(source, resumed, intake)
         fn = TaskCall(task, task_kwargs)
-        run = Run(options, config, fn, init, stdout, intake)
+        run = Run(options, config, fn, init, stdout, intake, resumed)
         if task.combiner is None:
             # The data plane: workers read, run and encode; the parent writes their bytes.
-            status = _drive(run, _plane_source(options, source, resumed), None)
-        else:
-            entries = expand(with_paths(source), task, split_size=split_size, reduce=options.reduce)
-            status = _drive(run, entries, Regroup(task, task_kwargs, reduce=options.reduce))
-    if resumed is not None and intake.listed_all:
-        _drop_stale(output_file, resumed)
-    return status
+            return _drive(run, _plane_source(options, source, resumed), None)
+        entries = expand(with_paths(source), task, split_size=split_size, reduce=options.reduce)
+        return _drive(run, entries, Regroup(task, task_kwargs, reduce=options.reduce))
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
     """What ``_drive`` needs besides the entries: the options, the checked settings, the task
     and its ``--init``, where the records go without ``-o`` (None: standard output is closed),
-    and what the sources note."""
+    what the sources note, and with ``--resume`` what the records file held."""
 
     options: ProcessOptions
     config: Any
@@ -232,6 +231,7 @@ class Run:
     init: Any
     stdout: BinaryIO | None
     intake: Intake
+    resumed: Any
 
 
 def _plane_source(options: ProcessOptions, source: Iterator[tuple[Any, Any]], resumed: Any) -> Any:
@@ -251,52 +251,58 @@ def _plane_source(options: ProcessOptions, source: Iterator[tuple[Any, Any]], re
     return FilesSource(source)
 
 
-def _skip_done(source: Iterator[tuple[Any, Any]], lines: Any, intake: Intake) -> Any:
-    """The inputs that are not done yet; notes the done ones met, and when all were listed."""
+def _skip_done(source: Iterator[tuple[Any, Any]], resumed: Any, intake: Intake) -> Any:
+    """The inputs that are not done yet. Counts the done ones met (and marks them, for
+    ``_drop_stale``) and the failed ones run again; notes when every input was listed."""
     from crunch._resume import mark_seen
 
+    lines, failed_before = resumed.lines, resumed.failed_before
+    counts = intake.resumed
+    assert counts is not None
     for key, item in source:
-        if not mark_seen(lines, key):
-            yield key, item
+        if mark_seen(lines, key):
+            counts.done += 1
+            continue
+        if key in failed_before:
+            counts.rerun += 1
+        yield key, item
     intake.listed_all = True
 
 
-def _drop_stale(output: str | None, resumed: Any) -> None:
-    """--resume: the records of items that are no longer inputs go (README, "The command")."""
+def _drop_stale(output: str, resumed: Any) -> int:
+    """--resume: the records of items that are no longer inputs go (README, "The command");
+    returns how many (the summary says so)."""
     from crunch._resume import drop_stale
 
-    assert output is not None  # --resume needs -o
     try:
-        removed = drop_stale(output, resumed)
+        return drop_stale(output, resumed)
     except OSError as exc:
         click.echo(
             f"crunch: warning: --resume could not remove the records of items that are no "
             f"longer inputs from {output}: {exc.strerror or exc}",
             err=True,
         )
-        return
-    if removed:
-        noun = "record" if removed == 1 else "records"
-        click.echo(
-            f"crunch: --resume removed {removed} {noun} of items no longer among the inputs "
-            f"from {output}",
-            err=True,
-        )
+        return 0
 
 
 class SkipNotes:
     """What the walk skipped that a user would not expect (FIFOs, sockets, devices, link loops).
 
     The walk appends one message per skip (``sources.walk(warnings=...)``); each is logged as a
-    warning as it happens, and the count goes into the summary.
+    warning as it happens, and the summary gives the count and the first ``SHOWN`` messages.
     """
+
+    SHOWN = 5  # as many as the summary's first failures
 
     def __init__(self) -> None:
         self.count = 0
+        self.first: list[str] = []
         self.log: Any = None  # set once logging is configured, before the walk starts
 
     def append(self, message: str) -> None:
         self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append(message)
         if self.log is not None:
             self.log.warning("input.skipped", reason=message)
 
@@ -306,8 +312,9 @@ class Intake:
 
     ``skipped``: the walk's surprising skips. ``own``: the files the run writes, which no
     source yields (``crunch._own_files``); ``_drive`` adds them once they are open, before any
-    input is read. ``listed_all``: with ``--resume``, every input was listed (so the records of
-    items not among them can go).
+    input is read. ``resumed``: with ``--resume``, what it found and did (for the summary).
+    ``listed_all``: with ``--resume``, every input was listed (so the records of items not
+    among them can go).
     """
 
     def __init__(self) -> None:
@@ -315,6 +322,7 @@ class Intake:
 
         self.skipped = SkipNotes()
         self.own = OwnFiles()
+        self.resumed: ResumeCounts | None = None
         self.listed_all = False  # --resume: the source was read to its end
 
 
@@ -472,6 +480,9 @@ def _drive(run: Run, entries: Any, regroup: Any) -> int:
             sink.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if intake.resumed is not None and intake.listed_all:
+        assert out_path is not None  # --resume needs -o
+        intake.resumed.removed = _drop_stale(out_path, run.resumed)
     if status == READER_GONE:
         return status
     seconds = time.monotonic() - started
@@ -494,6 +505,8 @@ def _drive(run: Run, entries: Any, regroup: Any) -> int:
         "halted": stats.halted,
         "stopped": stopped,
         "skipped": intake.skipped.count,
+        "first_skipped": intake.skipped.first,
+        "resumed": intake.resumed,
     }
     if options.log_format == "json":  # standard error stays JSON Lines, the summary an event
         click.echo(summary.event(run_id=run_id, **said), err=True)

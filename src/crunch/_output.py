@@ -8,7 +8,8 @@
   bound to the run's ``run_id``; with a progress bar, lines go through ``tqdm.write`` so the
   bar and the logs never garble each other.
 - ``Summary`` counts what was written (with ``_tally.Tally``, the counting ``crunch report``
-  uses too) and prints the closing report.
+  uses too) and prints the closing report, with what the walk skipped and what ``--resume``
+  found and did.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Iterable
-from typing import Any, BinaryIO, TextIO
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from crunch._failures import ItemFailure
 from crunch._jsonline import dumps, non_finite
-from crunch._tally import Tally
+from crunch._tally import Tally, printable
 from crunch.exceptions import OutputError
 from crunch.results import ItemResult
+
+if TYPE_CHECKING:
+    from crunch._resume import ResumeCounts
 
 
 def encode_record(record: dict[str, Any]) -> tuple[bytes, ItemFailure | None]:
@@ -218,7 +222,11 @@ class Summary(Tally):
         halted: bool,
         stopped: str,
         skipped: int = 0,
+        first_skipped: Sequence[str] = (),
+        resumed: ResumeCounts | None = None,
     ) -> str:
+        """The closing report: totals, what the walk skipped (the count and the first few
+        reasons), what ``--resume`` found and did, why the run stopped, the first failures."""
         done = self.records
         rate = done / seconds if seconds > 0 else 0.0
         lines = [
@@ -229,8 +237,21 @@ class Summary(Tally):
         if skipped:
             lines.append(
                 f"  skipped {skipped} {'entry' if skipped == 1 else 'entries'} of the walk "
-                "(not regular files, or link loops): see the warnings above"
+                "(not regular files, or link loops):"
             )
+            lines.extend(f"    {printable(reason)}"[:300] for reason in first_skipped)
+            if skipped > len(first_skipped):
+                lines.append(f"    and {skipped - len(first_skipped)} more")
+        if resumed is not None:
+            lines.append(
+                f"  resumed: {_count(resumed.done, 'item')} done before, not run again; "
+                f"{resumed.rerun} failed before, run again"
+            )
+            if resumed.removed:
+                lines.append(
+                    f"  removed {_count(resumed.removed, 'record')} of items no longer among "
+                    "the inputs"
+                )
         if halted:
             lines.append("  halted: --max-failures reached; items not run can be --resume'd")
         if stopped:
@@ -251,6 +272,8 @@ class Summary(Tally):
         halted: bool,
         stopped: str,
         skipped: int = 0,
+        first_skipped: Sequence[str] = (),
+        resumed: ResumeCounts | None = None,
     ) -> str:
         """What ``report`` says, as one JSON log event (``run.summary``) for --log-format json."""
         import datetime
@@ -269,6 +292,12 @@ class Summary(Tally):
             **self.as_dict(),
             "not_run": not_run,
             "skipped": skipped,
+            "first_skipped": list(first_skipped),
+            "resumed": (
+                None
+                if resumed is None
+                else {"done": resumed.done, "rerun": resumed.rerun, "removed": resumed.removed}
+            ),
             "halted": halted,
             "stopped": stopped or None,
             "first_failures": [
@@ -277,6 +306,10 @@ class Summary(Tally):
             ],
         }
         return dumps(event).decode()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def setup_logging(

@@ -41,8 +41,8 @@ Rules
     - Records of items no longer among the inputs (a deleted file, a narrower ``--glob``) are
       removed by ``drop_stale`` after the run, and only when the run listed every input (not
       when a signal or a refused input ended the listing early): the same atomic rewrite.
-    - Memory: the file is read twice, streamed; between the passes only the keys and the line
-      number of each key's ok record are held, never the records themselves.
+    - Memory: the file is read twice, streamed; between the passes only the keys are held (with
+      the line number of each key's ok record), never the records themselves.
 
 Result and resume files are JSON, never pickle (README, "What crunch guarantees": Safety).
 """
@@ -66,6 +66,7 @@ from crunch.results import RECORD_START
 
 __all__ = [
     "MAX_BAD_LINES_SHOWN",
+    "ResumeCounts",
     "ResumePlan",
     "ResumeState",
     "drop_stale",
@@ -86,13 +87,15 @@ class ResumeState:
 
     ``done``: the keys that have an ok record (skip them). ``lines``: each of those keys and
     the line of its record; ``mark_seen`` flips a key's line negative when the run meets it,
-    which ``drop_stale`` reads. ``kept``: records in the file now (``len(done)``).
+    which ``drop_stale`` reads. ``failed_before``: the keys whose records all failed (they are
+    run again). ``kept``: records in the file now (``len(done)``).
     ``dropped_failed``: failed records removed. ``repaired_torn_line``: a torn last line was
     removed. ``rewritten``: the file was replaced (False when it was already clean or did not
     exist). ``existed``: the file was there at all.
     """
 
     lines: dict[Key, int] = field(default_factory=dict)
+    failed_before: frozenset[Key] = frozenset()
     kept: int = 0
     dropped_failed: int = 0
     repaired_torn_line: bool = False
@@ -145,12 +148,27 @@ class ResumePlan:
             rewritten = True
         return ResumeState(
             lines=scan.winner,
+            failed_before=frozenset(scan.failed_only),
             kept=len(keep_lines),
             dropped_failed=scan.failed_records,
             repaired_torn_line=scan.torn,
             rewritten=rewritten,
             existed=True,
         )
+
+
+@dataclass(slots=True)
+class ResumeCounts:
+    """What a resumed run found and did, for its summary (README, "The command": ``--resume``).
+
+    ``done``: inputs with an ok record, not run again. ``rerun``: inputs whose records had all
+    failed, run again. ``removed``: ok records of items no longer among the inputs, removed
+    (``drop_stale``; failed records are all dropped, whatever their item).
+    """
+
+    done: int = 0
+    rerun: int = 0
+    removed: int = 0
 
 
 def prepare_resume(path: str | os.PathLike[str]) -> ResumeState:
@@ -181,7 +199,8 @@ def scan_resume(path: str | os.PathLike[str]) -> ResumePlan:
         raise UsageError(_bad_lines_message(shown, scan.bad_lines, scan.bad_count))
     if scan.repeated:
         raise UsageError(_repeated_message(shown, scan.repeated, scan.repeated_count))
-    for key in [key for key, line in scan.winner.items() if line <= 0]:
+    scan.failed_only = [key for key, line in scan.winner.items() if line <= 0]
+    for key in scan.failed_only:
         del scan.winner[key]  # only failed records: not done
     return ResumePlan(shown, target, st.st_mode, scan)
 
@@ -227,6 +246,7 @@ class _Scan:
     bad_count: int = 0
     repeated: list[tuple[Key, int, int]] = field(default_factory=list)  # key, first, again
     repeated_count: int = 0
+    failed_only: list[Key] = field(default_factory=list)  # keys with no ok record
 
 
 def _scan(target: Path, shown: str) -> _Scan:
