@@ -1,8 +1,9 @@
 """The ``crunch`` command: a thin Click layer over the library's engine.
 
-    options --> RunConfig (+ input and task checks: every problem reported at once, exit 2)
+    options --> ProcessOptions (typed, once) --> RunConfig (+ input and task checks: every
+            problem reported at once, exit 2)
             --> source (walk | stdin | --jsonl), minus what --resume already has
-            --> expand (split big files) --> the same engine as crunch.imap
+            --> expand (split big files) --> the same stream as crunch.imap (crunch._stream)
             --> Regroup (parts -> one record) --> records, progress, logs, summary
 
 Only click is imported at start-up, so ``crunch --help`` stays quick; everything a run needs is
