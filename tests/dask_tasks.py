@@ -66,3 +66,8 @@ def init_state(x: int) -> tuple[int, int]:
 
 def broken_init() -> None:
     raise RuntimeError("the model file is missing")
+
+
+def exiting_init() -> None:
+    """An ``init`` that ends its worker process."""
+    os._exit(4)

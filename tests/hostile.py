@@ -284,7 +284,7 @@ LOCAL = ("process", "thread", "async", "sync")
 TERM, INT, HUP = signal.SIGTERM, signal.SIGINT, signal.SIGHUP
 
 STOPS = [
-    Stop("term-group-in-flight", TERM, "group", "in-flight", LOCAL),
+    Stop("term-group-in-flight", TERM, "group", "in-flight", (*LOCAL, "dask")),  # dask: local
     Stop("int-group-in-flight", INT, "group", "in-flight", ("process", "async")),
     Stop("hup-crunch-in-flight", HUP, "crunch", "in-flight", ("process", "thread")),
     Stop("hup-group-in-flight", HUP, "group", "in-flight", ("process",)),

@@ -197,6 +197,26 @@ def test_failing_init_stops_the_run(cluster: DaskCluster) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_init_that_ends_its_worker_stops_the_run(cluster: DaskCluster) -> None:
+    """An ``init`` that ends its worker process is a start-up error, as in process mode, not a
+    crash record per item; the message says which nanny's log tells how the worker died."""
+    try:
+        with pytest.raises(crunch.WorkerStartError) as raised:
+            crunch.run(
+                dask_tasks.square,
+                range(5),
+                init=dask_tasks.exiting_init,
+                mode="dask",
+                scheduler=cluster.address,
+            )
+        message = str(raised.value)
+        assert "the init function dask_tasks:exiting_init ended its dask worker" in message
+        assert "nanny log" in message
+    finally:
+        cluster.wait_ready()  # the nannies bring the killed workers back
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("module_name", ["stem", "own"])
 def test_task_file_reaches_the_workers(
     cluster: DaskCluster, tmp_path: Path, module_name: str

@@ -49,8 +49,10 @@ def wait_gone(check: Callable[[], list[int]], what: str, timeout: float = 15.0) 
 
 # ------------------------------------------------------------------------ --init ends its worker
 @pytest.mark.timeout(60)
-def test_init_that_exits_its_worker_is_a_usage_error(tmp_path: Path) -> None:
-    """os._exit(4) in --init: exit 2 with one line naming the init and the code, at once."""
+@pytest.mark.parametrize("mode", ["process", pytest.param("dask", marks=pytest.mark.dask)])
+def test_init_that_exits_its_worker_is_a_usage_error(tmp_path: Path, mode: str) -> None:
+    """os._exit(4) in --init: exit 2 with one line naming the init and the code, at once (in
+    dask mode, on a local cluster); the other modes run it in crunch's own process."""
     began = time.monotonic()
     out = subprocess.run(
         crunch_cmd(
@@ -61,6 +63,8 @@ def test_init_that_exits_its_worker_is_a_usage_error(tmp_path: Path) -> None:
             "edge_tasks:init_exits",
             "--workers",
             "2",
+            "--mode",
+            mode,
         ),
         capture_output=True,
         env=env(),

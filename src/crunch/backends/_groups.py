@@ -31,8 +31,23 @@ from collections.abc import Iterable
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
+def hold_stop_signals() -> set[int]:
+    """Block the stop signals in this thread (and so in the threads and processes it starts
+    from now on) after starting the resource tracker with them blocked; returns the mask to
+    restore. A process started so leaves crunch's group with ``leave_crunch_group`` (dask mode's
+    local cluster; process mode starts its forkserver with ``crunch._pool_reach``)."""
+    from multiprocessing import resource_tracker
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    resource_tracker.ensure_running()
+    # Starting the tracker unblocks SIGINT and SIGTERM in this thread: block them again.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    return blocked
+
+
 def leave_crunch_group() -> None:
-    """In the forkserver, first thing: a process group of its own; drop the signals held."""
+    """In the forkserver (or a worker of dask's local cluster), first thing: a process group
+    of its own; drop the signals held."""
     try:
         os.setpgid(0, 0)
         moved = True

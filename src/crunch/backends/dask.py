@@ -16,8 +16,17 @@ Actors
   worker, and returns its outcome pickled, having checked that it pickles (a value that does
   not is failed alone). The task function and ``init`` travel as one pickled payload, loaded
   and initialised once per worker process and run (a module-level table keyed by the run id),
-  so ``init`` runs before that worker's first item and a failing one stops the run.
+  so ``init`` runs before that worker's first item and a failing one stops the run. With an
+  ``init``, the run starts with one ``dask_init`` task per worker thread, which loads the run
+  there before any chunk: an ``init`` that raises, or that ends its worker process (the task
+  comes back as ``KilledWorker``, which a chunk's death could not be told apart from), stops
+  the run as a start-up error, as in process mode.
 - a collector per chunk: awaits the dask future and resolves the scheduler's future.
+
+Process groups. The local cluster's worker processes are started by nannies inside crunch's
+process; they leave crunch's process group as they start (``_local_cluster``, and the preload
+``crunch.backends._dask_worker_preload``), as process-mode workers do, so a signal to the
+whole group reaches crunch alone and the items in flight get their grace period.
 
 Crash attribution. A worker that dies (``os._exit``, a signal, the OOM killer) makes Dask
 reschedule the tasks it was processing; a task that was on ``allowed-failures + 1`` dying
@@ -64,6 +73,7 @@ import contextlib
 import functools
 import pickle
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -81,6 +91,7 @@ from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
 from crunch.backends._dask_deaths import death_reason, watch_local_nannies
+from crunch.backends._groups import hold_stop_signals
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
@@ -109,6 +120,8 @@ MEMORY_EVENT = "worker-restart-memory"
 # away cannot hold the end of a run; crunch's caller waits 30 s for the engine at most.
 CLEANUP_TIMEOUT = 5.0
 CLUSTER_CLOSE_TIMEOUT = 20.0  # seconds for the local cluster to stop its worker processes
+# Imported by each worker process of the local cluster as it starts: out of crunch's group.
+WORKER_PRELOAD = "crunch.backends._dask_worker_preload"
 MAX_UPLOADS = 8  # loose modules uploaded for one task before giving up (import chains)
 
 
@@ -163,6 +176,7 @@ class DaskBackend(Backend):
         self.background: set[asyncio.Task[Any]] = set()
         self.halted = False
         self.closing: asyncio.Task[None] | None = None
+        self.signals_held: set[int] | None = None  # see _local_cluster
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -172,6 +186,7 @@ class DaskBackend(Backend):
             for name, path in self.uploads:
                 await self._upload(name, path)
             await self._check_task()
+            await self._check_init()
         except Exception:
             if self.closing is None:
                 raise
@@ -218,11 +233,19 @@ class DaskBackend(Backend):
             config.update(LOCAL_MEMORY_CONFIG)
             memory["memory_limit"] = self.max_memory
         watch_local_nannies()  # their death messages name the signal (see _dask_deaths)
+        # The nannies start their worker processes from threads of this one: with the stop
+        # signals blocked here, each is born holding them, and leaves crunch's process group
+        # as it starts (its preload), so that a signal to crunch's whole group reaches crunch
+        # alone. This thread is the engine's, never the main one: crunch's own handlers still
+        # get the signals, in the main thread. Restored when the cluster is closed.
+        self.signals_held = hold_stop_signals()
+        preload = [WORKER_PRELOAD, *(dask.config.get("distributed.worker.preload", None) or ())]
         with dask.config.set(config):
             return await LocalCluster(
                 n_workers=self.workers,
                 threads_per_worker=1,
                 **memory,
+                preload=preload,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
@@ -258,6 +281,41 @@ class DaskBackend(Backend):
             "everything it imports must be importable on every worker (install them in the "
             f"workers' environment).\n{error}"
         )
+
+    async def _check_init(self) -> None:
+        """Run ``init`` now, one task per worker thread (see top): an ``init`` that raises, or
+        that ends its worker process, stops the run before any item, as in process mode."""
+        from distributed import KilledWorker
+
+        if self.init is None or self.client is None:
+            return
+        futures = [
+            self.client.submit(
+                dask_init, self.run_id, self.payload, key=f"crunch-init-{self.run_id}-{n}"
+            )
+            for n in range(self.lanes)
+        ]
+        try:
+            for future in futures:
+                try:
+                    error = await future.result()
+                except KilledWorker as exc:
+                    used = await self._memory_restart(exc)
+                    if used is not None:
+                        how = ItemFailure.dask_memory(used, self.max_memory).message
+                        how = how.replace("the item's worker", "its worker")
+                    else:
+                        how = await death_reason(exc, local=self.cluster is not None)
+                        how = how.removeprefix("the last: ")
+                    raise WorkerStartError(
+                        f"the init function {_qualname(self.init)} ended its dask worker process "
+                        f"before any item ran: {how}; every worker runs it, so "
+                        "nothing can run"
+                    ) from None
+                if error is not None:
+                    raise WorkerStartError(f"the dask workers could not start the task:\n{error}")
+        finally:
+            await _quietly(self.client.cancel(futures, force=True))
 
     async def _ship_module(self, name: str) -> bool:
         """Make the loose module ``name`` of this process reach the workers, if it is one."""
@@ -321,6 +379,9 @@ class DaskBackend(Backend):
             await _quietly(client.close())
         if cluster is not None:
             await _quietly(cluster.close(), CLUSTER_CLOSE_TIMEOUT)
+        held, self.signals_held = self.signals_held, None
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     # ------------------------------------------------------------------ dispatch
     def submit(
@@ -686,6 +747,15 @@ def _watched(
         if started and time.monotonic() - started > timeout:
             return lane.abandon(timeout)
     return result[0] if result else lane.salvage()
+
+
+def dask_init(run_id: str, payload: bytes) -> str | None:
+    """The dask task that loads the run here and runs ``init`` before the first chunk: None,
+    or the error text (as ``dask_chunk`` returns it)."""
+    run = _run_state(run_id)
+    if not run.ready:
+        _load(run, payload)
+    return run.error
 
 
 def dask_probe(payload: bytes) -> tuple[str | None, str] | None:
