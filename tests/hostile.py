@@ -142,6 +142,7 @@ def PLACEMENT_TREE(root: Any) -> None:  # noqa: N802 - a table's companion, name
         f'{{"item":"t/a.txt","ok":true,"value":{stats},"seconds":0,"attempts":1}}\n'
     )
     (t / "outlink").symlink_to("sub/out.jsonl")  # dangling until a case writes that output
+    (root / "notes").write_text("a file of my own, named by no input\n")
     (root / "data.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
     (root / "list.txt").write_text("t/a.txt\nt/b.txt\n")
     (root / "list-with-output.txt").write_text("t/out.jsonl\nt/a.txt\n./t/out.jsonl\n")
@@ -184,6 +185,8 @@ PLACEMENTS = [
     Placement("o-is-standard-input", ("-", "-o", "list.txt"), refused=True, stdin_from="list.txt"),
     Placement("o-is-a-walked-file-not-records", ("t", "-o", "t/notes.txt"), refused=True),
     Placement("o-is-a-walked-file-via-a-link", ("tlink", "-o", "t/a.txt"), refused=True),
+    # Paths on stdin come after -o is truncated: a file that is not records could be one.
+    Placement("o-not-records-and-stdin", ("-", "-o", "notes"), refused=True, stdin_from="list.txt"),
     Placement("o-new-inside-the-walk", ("t", "-o", "t/out.jsonl"), False, _walked_but()),
     Placement("o-new-deeper", ("t", "-o", "t/sub/out.jsonl"), False, _walked_but()),
     Placement("o-an-earlier-output", ("t", "-o", "t/old.jsonl"), False, _walked_but("t/old.jsonl")),
@@ -206,6 +209,13 @@ PLACEMENTS = [
         False,
         frozenset({"t/a.txt"}),
         stdin_from="list-with-output.txt",
+    ),
+    Placement(
+        "o-earlier-records-with-stdin",
+        ("-", "-o", "t/old.jsonl"),
+        False,
+        frozenset({"t/a.txt", "t/b.txt"}),
+        stdin_from="list.txt",
     ),
     Placement(
         "stdout-redirected-into-the-walk",

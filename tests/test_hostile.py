@@ -14,6 +14,7 @@ import math
 import os
 import re
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from hostile import (
     PLACEMENTS,
     RESUME_FILES,
     VALUES,
+    WALKED,
     Keyed,
     Name,
     Overlapping,
@@ -303,6 +305,34 @@ def test_output_placed_among_the_inputs(tmp_path: Path, case: Placement, mode: s
     for name, data in before.items():  # every input is as it was
         if name != os.path.normpath(out):
             assert (tmp_path / name).read_bytes() == data, name
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/stdout", "/dev/fd/1"])
+def test_output_to_a_pipe_by_name(tmp_path: Path, target: str) -> None:
+    """-o a named pipe, or standard output by name: the records arrive there whole, and
+    nothing else does (crunch never reads it, and never mistakes standard error for it)."""
+    PLACEMENT_TREE(tmp_path)
+    got: list[bytes] = []
+    reader = None
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+
+        def read() -> None:
+            with open(tmp_path / "fifo", "rb") as pipe:
+                got.append(pipe.read())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+    result = run(["process", "t", "--mode", "sync", "-o", target], tmp_path)
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, stderr
+    if reader is not None:
+        reader.join(10)
+        assert result.stdout == b""
+    records = got[0] if got else result.stdout
+    items = [strict_json(line)["item"] for line in records.splitlines()]
+    assert sorted(items) == sorted(WALKED), (records, stderr)
+    assert b'"item"' not in result.stderr
 
 
 # --------------------------------------------------------------------------------- overlaps

@@ -12,7 +12,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -88,7 +88,7 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     where the records go without ``-o`` (None: standard output is closed)."""
     from crunch._combine import Regroup, TaskCall, expand
     from crunch._runner import is_async_task
-    from crunch._spool import Spool
+    from crunch._spool import Spool, own_descriptor
     from crunch._taskspec import load_callable
     from crunch.api import check_task
     from crunch.config import RunConfig
@@ -96,6 +96,10 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     from crunch.tasks._ranges import parse_size
 
     problems: list[str] = []
+    if options.output_file and own_descriptor(options.output_file) == 1:
+        # -o /dev/stdout (/dev/fd/1): standard output, as without -o. Descriptor 1 itself now
+        # leads to standard error (crunch._streams), where the records must not go.
+        options = replace(options, output_file=None)
     paths = options.paths
     jsonl_file = options.jsonl_file
     output_file = options.output_file
@@ -120,6 +124,7 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
                 output_file,
                 options.input_files,
                 stdin_read=options.reads_stdin,
+                stdin_paths="-" in paths,
                 hidden=options.hidden,
             )
         )

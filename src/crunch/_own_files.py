@@ -9,7 +9,9 @@ different record each run (README, "Inputs").
   ``(st_dev, st_ino)``: a PATH, the ``--jsonl`` FILE, or standard input redirected from it,
   however it is spelt (``./x``, a symbolic link, a hard link); and for an existing output
   inside a walked directory (where the walk would meet it, not hidden) that is not a file of
-  crunch records (empty, or its first line starts as a record does). The caller exits 2.
+  crunch records (empty, or its first line starts as a record does); with ``-`` among the
+  PATHs, whose paths are read only after the output is truncated, for any existing output
+  that is not a file of crunch records. The caller exits 2.
 - ``OwnFiles``: the files a run writes, noted once they are open (``add``): the ``-o`` file,
   and standard output when it is a regular file. The walk and the ``-`` reader ask
   ``is_own(name, path)`` for each file and leave those out, silently: it is the rule, not a
@@ -41,12 +43,23 @@ def _identity(path: str | os.PathLike[str], *, follow: bool = True) -> Identity 
 
 
 def output_problems(
-    output: str, inputs: Iterable[str], *, stdin_read: bool, hidden: bool = False
+    output: str,
+    inputs: Iterable[str],
+    *,
+    stdin_read: bool,
+    stdin_paths: bool = False,
+    hidden: bool = False,
 ) -> list[str]:
-    """A message for each input that is the file ``output`` (see the module docstring)."""
-    mine = _identity(output)
-    if mine is None:
+    """A message for each input that is the file ``output`` (see the module docstring).
+
+    ``stdin_read``: standard input is read (``-`` as a PATH or the ``--jsonl`` FILE);
+    ``stdin_paths``: ``-`` among the PATHs, whose paths could name any file."""
+    try:
+        st = os.stat(output)
+    except (OSError, ValueError):
         return []  # it does not exist yet: it cannot be an input
+    mine = st.st_dev, st.st_ino
+    regular = stat.S_ISREG(st.st_mode)  # a FIFO or a device is never met in a walk
     problems = []
     seen: set[str] = set()
     for path in inputs:
@@ -56,7 +69,11 @@ def output_problems(
         if _identity(path) == mine:
             shown = path if path == output else f"{path} (the same file as {output})"
             problems.append(_destroys(output, f"it is an input, {shown}"))
-        elif not _looks_like_records(output) and _walked_into(output, path, hidden=hidden):
+        elif (
+            regular
+            and _walked_into(output, path, hidden=hidden)
+            and not _looks_like_records(output)
+        ):
             problems.append(
                 _destroys(
                     output,
@@ -65,11 +82,20 @@ def output_problems(
             )
     if stdin_read:
         try:
-            st = os.fstat(0)
+            stdin = os.fstat(0)
         except OSError:
-            st = None
-        if st is not None and (st.st_dev, st.st_ino) == mine:
+            stdin = None
+        if stdin is not None and (stdin.st_dev, stdin.st_ino) == mine:
             problems.append(_destroys(output, "it is standard input"))
+    if stdin_paths and regular and not problems and not _looks_like_records(output):
+        # The paths read from standard input may name it, and come after it is truncated.
+        problems.append(
+            _destroys(
+                output,
+                "it is not a file of crunch records, and a path read from standard input ('-') "
+                "may name it as an input",
+            )
+        )
     return problems
 
 

@@ -35,17 +35,32 @@ def _own_prefixes() -> tuple[str, ...]:
 
 def per_process(path: str) -> bool:
     """True when resolving ``path`` goes through this process's own ``/proc`` entries."""
+    return _own_entry(path) is not None
+
+
+def own_descriptor(path: str) -> int | None:
+    """The descriptor of this process that ``path`` names (``/dev/stdout``, ``/dev/fd/1``,
+    ``/proc/self/fd/1``: 1), or None."""
+    entry = _own_entry(path)
+    if entry is None:
+        return None
+    parent, name = os.path.split(entry)  # .../fd/N
+    return int(name) if os.path.basename(parent) == "fd" and name.isdigit() else None
+
+
+def _own_entry(path: str) -> str | None:
+    """The path of this process's own ``/proc`` entry that resolving ``path`` reaches, or None."""
     own = _own_prefixes()
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on links followed
         head, tail = os.path.split(current)
         current = os.path.join(os.path.realpath(head), tail)
         if (current + "/").startswith(own):
-            return True
+            return current
         if not os.path.islink(current):
-            return False
+            return None
         current = os.path.normpath(os.path.join(head, os.readlink(current)))
-    return False
+    return None
 
 
 class Spool:
