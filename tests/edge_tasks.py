@@ -76,6 +76,14 @@ def start_sleeper(item: object) -> int:
     return subprocess.Popen(["sleep", "100"]).pid
 
 
+def start_sleeper_or_exit(item: object) -> int:
+    """Starts ``sleep 100``; item 1 then ends the process it runs in (its worker)."""
+    pid = subprocess.Popen(["sleep", "100"]).pid
+    if item == 1:
+        os._exit(3)
+    return pid
+
+
 def start_sleeper_and_hang(item: object) -> int:
     """Starts ``sleep 100``, then hangs itself."""
     subprocess.Popen(["sleep", "100"])

@@ -113,6 +113,15 @@ def names_run(name_dir: tuple[Path, list[Name]], mode: str, route: str) -> dict[
     return _names_run(root, tuple(made), mode, route)
 
 
+# Every route in every local mode; in dask mode (a local cluster) the walk: the key travels
+# to the worker and back as in process mode.
+MODE_ROUTES = [(mode, route) for mode in LOCAL_MODES for route in ROUTES] + [("dask", "walk")]
+
+
+def _mode_route_marks(mode: str) -> Any:
+    return pytest.mark.dask if mode == "dask" else ()
+
+
 def _name_params() -> list[Any]:
     unfit = pytest.mark.skip(reason="a line of stdin cannot carry this name")
     return [
@@ -121,10 +130,11 @@ def _name_params() -> list[Any]:
             route,
             case,
             id=f"{mode}-{route}-{case.id}",
-            marks=unfit if route == "stdin-lines" and not case.on_lines else (),
+            marks=unfit
+            if route == "stdin-lines" and not case.on_lines
+            else _mode_route_marks(mode),
         )
-        for mode in LOCAL_MODES
-        for route in ROUTES
+        for mode, route in MODE_ROUTES
         for case in NAMES
     ]
 
@@ -146,8 +156,10 @@ def test_every_name_gets_one_record_that_maps_back_to_its_file(
     assert record["value"]["sha256"] == hashlib.sha256(case.raw).hexdigest()
 
 
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("mode", LOCAL_MODES)
+@pytest.mark.parametrize(
+    ("mode", "route"),
+    [pytest.param(m, r, id=f"{m}-{r}", marks=_mode_route_marks(m)) for m, r in MODE_ROUTES],
+)
 def test_names_run_whole_and_resume_matches_every_key(
     name_dir: tuple[Path, list[Name]], mode: str, route: str
 ) -> None:

@@ -197,12 +197,31 @@ def test_leaving_amap_early_stops_the_run(mode: str, closing: str) -> None:
 
 # ------------------------------------------------------------------------ leftover children
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("task", ["start_sleeper", "fork_sleeper"])
-def test_leftover_children_end_with_the_run(tmp_path: Path, task: str) -> None:
-    """A task's `sleep 100` (Popen or fork) dies with the run; `crunch | cat` ends with crunch."""
+@pytest.mark.parametrize(
+    ("mode", "task"),
+    [
+        ("process", "start_sleeper"),
+        ("process", "fork_sleeper"),
+        # A local cluster: the children of a worker that died mid-run go too.
+        pytest.param("dask", "start_sleeper_or_exit", marks=pytest.mark.dask),
+    ],
+)
+def test_leftover_children_end_with_the_run(tmp_path: Path, mode: str, task: str) -> None:
+    """A task's `sleep 100` (Popen or fork) dies with the run, or with its worker when that
+    dies; `crunch | cat` ends with crunch."""
     proc = subprocess.Popen(
         crunch_cmd(
-            "process", "--jsonl", str(jsonl(tmp_path, 4)), "--task", f"edge_tasks:{task}", "-j", "2"
+            "process",
+            "--jsonl",
+            str(jsonl(tmp_path, 4)),
+            "--task",
+            f"edge_tasks:{task}",
+            "-j",
+            "2",
+            "--mode",
+            mode,
+            "--chunk-size",
+            "1",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -216,9 +235,12 @@ def test_leftover_children_end_with_the_run(tmp_path: Path, task: str) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
-    assert proc.returncode == 0, err.decode()
-    children = [orjson.loads(line)["value"] for line in out.splitlines()]
-    assert len(children) == 4
+    records = [orjson.loads(line) for line in out.splitlines()]
+    assert len(records) == 4
+    crashed = [r["item"] for r in records if not r["ok"]]
+    assert crashed == ([2] if task.endswith("_or_exit") else []), records  # the line of 1
+    assert proc.returncode == (1 if crashed else 0), err.decode()
+    children = [r["value"] for r in records if r["ok"]]
     wait_gone(lambda: [pid for pid in children if _alive(pid)], "task children")
     wait_gone(lambda: processes_with_session(proc.pid), "processes of the run")
 

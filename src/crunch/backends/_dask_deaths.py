@@ -10,6 +10,9 @@ on the ``distributed.nanny`` logger.
   through as before. The record then says what process mode says (``worker killed by SIGSEGV
   (segmentation fault)``). The messages are logged at level INFO, which Dask's default logging
   configuration keeps; with a quieter one there is nothing to note.
+- The local cluster's workers each lead a process group of their own (``crunch.backends.dask``):
+  when a death is noted, what is left of that group (child processes its tasks started) is
+  killed.
 - A cluster of your own: the nannies are elsewhere. The record names the last worker that
   died (address and pid) and says where to look: that nanny's log.
 """
@@ -22,6 +25,7 @@ import re
 from typing import Any
 
 from crunch._failures import ItemFailure
+from crunch.backends._groups import kill_leftovers
 
 _NANNY_LOGGER = "distributed.nanny"
 _DEATH = re.compile(
@@ -52,6 +56,8 @@ class _Deaths(logging.Filter):
             if len(self.exitcodes) >= _KEPT:
                 self.exitcodes.pop(next(iter(self.exitcodes)))
             self.exitcodes[int(pid)] = code
+            # The worker led a process group of its own: what its tasks left running goes too.
+            kill_leftovers([int(pid)])
         return True
 
 

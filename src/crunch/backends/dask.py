@@ -26,7 +26,9 @@ Actors
 Process groups. The local cluster's worker processes are started by nannies inside crunch's
 process; they leave crunch's process group as they start (``_local_cluster``, and the preload
 ``crunch.backends._dask_worker_preload``), as process-mode workers do, so a signal to the
-whole group reaches crunch alone and the items in flight get their grace period.
+whole group reaches crunch alone and the items in flight get their grace period. Each leads a
+group of its own, which the child processes its tasks start join: when the cluster is closed,
+and when a worker dies (``_dask_deaths``), what is left of its group is killed.
 
 Crash attribution. A worker that dies (``os._exit``, a signal, the OOM killer) makes Dask
 reschedule the tasks it was processing; a task that was on ``allowed-failures + 1`` dying
@@ -91,7 +93,7 @@ from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
 from crunch.backends._dask_deaths import death_reason, watch_local_nannies
-from crunch.backends._groups import hold_stop_signals
+from crunch.backends._groups import hold_stop_signals, kill_leftovers
 from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
@@ -378,7 +380,11 @@ class DaskBackend(Backend):
         if client is not None:
             await _quietly(client.close())
         if cluster is not None:
+            pids = [pid for nanny in cluster.workers.values() if (pid := _pid_of(nanny))]
             await _quietly(cluster.close(), CLUSTER_CLOSE_TIMEOUT)
+            # Each worker led a process group of its own (see top): what its tasks left running
+            # (subprocess.Popen, os.fork) is killed with it, and holds no output open.
+            kill_leftovers(pids)
         held, self.signals_held = self.signals_held, None
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -573,6 +579,14 @@ def _library_dirs() -> set[Path]:
         dirs.update(site.getsitepackages())
         dirs.add(site.getusersitepackages())
     return {Path(d).resolve() for d in dirs if d}
+
+
+def _pid_of(nanny: Any) -> int | None:
+    """The pid of a local nanny's worker process (None when it has none now)."""
+    with contextlib.suppress(Exception):
+        pid = getattr(nanny, "pid", None)
+        return pid if isinstance(pid, int) else None
+    return None
 
 
 _RUN_SPLIT: Any = object()  # _outcome: run the chunk again, its values sent one by one
