@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from crunch._failures import ItemFailure
+from crunch._redo import SUSPECT_LIMIT
 from crunch._runner import FailedItem, UnitOutcome
 from crunch.backends import Backend, Lost
 from crunch.config import RunConfig
 from crunch.exceptions import RunInterrupted
-from crunch.scheduler import SUSPECT_LIMIT, Scheduler
+from crunch.scheduler import Scheduler
 
 Outcome = UnitOutcome
 Script = Callable[["Scripted", list[Any]], "Outcome | Lost"]

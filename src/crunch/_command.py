@@ -395,10 +395,10 @@ def _paths(
 
 
 def _drive(run: Run, entries: Any, regroup: Any) -> int:
+    from crunch._batches import RecordBatch
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch._stream import open_stream
     from crunch.exceptions import STOP_SIGNALS
-    from crunch.scheduler import RecordBatch
 
     options, config, intake, stdout = run.options, run.config, run.intake, run.stdout
     run_id = uuid.uuid4().hex[:12]

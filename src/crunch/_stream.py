@@ -29,7 +29,7 @@ from crunch._feed import KeyFn
 from crunch.results import ItemResult
 
 if TYPE_CHECKING:
-    from crunch.scheduler import Batch
+    from crunch._batches import Batch
 
 CREDITS = 8  # result batches that may wait for the caller before the engine pauses
 # The longest the calling thread blocks at once while it waits for the engine. A signal meant

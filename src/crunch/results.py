@@ -47,7 +47,7 @@ class ItemResult(NamedTuple):
     """The outcome of one item: ``value`` when ``ok``, else ``error`` (a ``Failure``).
 
     A named tuple, so the engine can build a chunk's worth of them in C: it maps
-    ``tuple.__new__`` bound to this class over zipped columns (``scheduler._make_result``),
+    ``tuple.__new__`` bound to this class over zipped columns (``_batches._make_result``),
     without ``_make``'s Python frame. At 10 us per item that cost is part of the speed.
     """
 

@@ -1,33 +1,48 @@
 """The engine: a streaming scheduler that turns every input item into exactly one result.
 
-    Feed (lazy input) --take--> units --submit--> Backend (sync|thread|async|process|dask)
-       ^                          ^                    |
-       | cut on demand            | reruns, retries    | UnitOutcome | Lost  (per unit)
-       |                          |                    v
-       +------------------- Scheduler._absorb ----> result batches --> the caller's sinks
+    Feed --take(n)--> Chunk --submit--> Backend (sync | thread | async | process | dask)
+    (lazy input)        ^                   |
+                        | reruns, retries   | UnitOutcome | Lost   (per chunk)
+                        |                   v
+                    RedoQueue <------- Scheduler._absorb
+                    (_redo)                 |  whole chunk: one batch, nothing per item
+                                            |  else item by item: Digested entries
+                                            v
+                                    Reorder (_reorder; ordered only)
+                                            |
+                                            v
+                 result batches (Batch | RecordBatch, _batches) --> the caller's sinks
 
-The parent handles chunks, not items. A feed cuts the input into *units* (``crunch._units``):
-a list of items, a list of file keys, or a line-aligned byte range of a JSON Lines file that
-the worker reads itself. Workers open the unit, run the task on each item and, for the command,
-encode the records; a chunk that went well comes back as one ``bytes`` (``RecordBatch``) or
-three lists (``Batch``) and nothing happens per item here. Only failures, retries, crashes and
-``ordered`` output are handled item by item (by *position* in the unit).
+The parent handles chunks, not items. A feed (``crunch._feed``) cuts the input into *units*
+(``crunch._units``): a list of items, a list of file keys, or a line-aligned byte range of a
+JSON Lines file that the worker reads itself. Workers open the unit, run the task on each item
+and, for the command, encode the records; a chunk that went well comes back as one ``bytes``
+(``RecordBatch``) or three lists (``Batch``) and nothing happens per item here. Only failures,
+retries and crashes are handled item by item (by *position* in the unit), as ``Digested``
+entries gathered into batches again (``crunch._batches``).
 
-One asyncio loop drives it (``Scheduler.results`` is an async generator of result batches):
+One asyncio loop drives it (``Scheduler.results`` is an async generator of result batches).
+This module owns the window, dispatch, absorbing outcomes, and stop and kill; the pieces:
 
-- *window*: at most ``lanes * window_per_lane`` chunks are in flight, so memory is bounded
-  whatever the input size; each chunk's size comes from the measured item cost (_sizing).
-- *supervisor*: a chunk comes back whole (``UnitOutcome``) or not (``Lost``, see backends).
-  Lost positions are re-run (as a subset of their unit), blamed ones become ``crash`` or
-  ``timeout`` records; failures whose type is in ``retry_on`` go back in, after an exponential
-  backoff with jitter, until ``retries`` runs out. Every item leaves exactly once: as a record,
-  or counted in ``not_run`` when the run is halted (``max_failures``) or stopped (a signal)
-  before it started.
-- *watchdog*: with a ``timeout`` or ``max_memory``, a periodic tick lets the backend abandon
-  or kill items that hang or take their worker past its memory cap.
-- *order*: ``ordered`` holds finished results by input sequence until all earlier ones are
-  out; the window then also counts held results, so one slow item cannot make the buffer grow
-  without bound. A chunk that arrives in turn goes straight out.
+- *window* (here): at most ``lanes * window_per_lane`` chunks are in flight, so memory is
+  bounded whatever the input size; each chunk's size comes from the measured item cost
+  (``crunch._sizing``).
+- *absorb* (here): a chunk comes back whole (``UnitOutcome``) or not (``Lost``, see backends).
+  Blamed positions become ``crash``, ``memory`` or ``timeout`` records. Every item leaves
+  exactly once: as a record, or counted in ``not_run`` when the run is halted
+  (``max_failures``) or stopped (a signal) before it started.
+- *run again* (``crunch._redo``, ``RedoQueue``): lost positions are re-run (as a subset of
+  their unit), suspects of an unexplained worker death alone until one is found to be the
+  culprit; failures whose type is in ``retry_on`` go back in after an exponential backoff with
+  jitter, until ``retries`` runs out.
+- *order* (``crunch._reorder``, ``Reorder``): ``ordered`` holds output by input sequence
+  until all earlier output is out, a whole chunk as the one batch it came in, an item digested
+  on its own as one entry; a chunk that arrives in turn goes straight out. The window then
+  also counts held positions, so one slow item cannot make the buffer grow without bound.
+- *watchdog* (here): with a ``timeout`` or ``max_memory``, a periodic tick lets the backend
+  abandon or kill items that hang or take their worker past its memory cap.
+- *stop and kill* (here): a halt stops dispatch and tells the backend to start nothing more;
+  a stop signal halts, then kills the workers after ``grace`` (at once on a second signal).
 
 Nothing here writes output or knows about the command line; ``request_stop`` is the one way in
 from another thread (signal handlers).
@@ -39,19 +54,17 @@ import asyncio
 import collections
 import contextlib
 import functools
-import heapq
-import itertools
-import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
+from crunch._batches import Batch, Digested, Piece, RecordBatch, in_batches
 from crunch._failures import ItemFailure
-from crunch._feed import JsonlFeed, KeyFn, make_feed
-from crunch._retry import retryable
+from crunch._feed import Feed, JsonlFeed, KeyFn, make_feed
+from crunch._redo import Chunk, RedoQueue
+from crunch._reorder import Reorder
 from crunch._runner import UnitOutcome, item_positions
 from crunch._sizing import ChunkSizer
 from crunch._units import Job
@@ -59,88 +72,6 @@ from crunch.backends import Backend, Lost, make_backend
 from crunch.config import RunConfig
 from crunch.exceptions import CrunchError, RunInterrupted, SourceError, UsageError
 from crunch.results import ItemResult
-
-# An item that was in flight in this many unexplained worker deaths, alone, is the culprit.
-SUSPECT_LIMIT = 3
-MAX_BACKOFF = 30.0  # seconds
-
-
-# tuple.__new__ bound to ItemResult: builds a result in C, without NamedTuple._make's Python frame.
-_make_result = functools.partial(tuple.__new__, ItemResult)
-
-
-class Batch:
-    """The results of one finished chunk, made as the caller iterates over them.
-
-    Items that all succeeded at the first try travel as three parallel sequences; each
-    ``ItemResult`` is built only when iterated, and so lives briefly: a million results made
-    at once would each be promoted by the cyclic garbage collector, and each full collection
-    would scan them all again. The rest (failures, retried items, ordered output) are ready
-    ``ItemResult`` objects in ``others``.
-    """
-
-    __slots__ = ("keys", "others", "seconds", "values")
-
-    def __init__(
-        self,
-        keys: Sequence[Any] = (),
-        values: Sequence[Any] = (),
-        seconds: Sequence[float] = (),
-        others: Sequence[ItemResult] = (),
-    ) -> None:
-        self.keys = keys
-        self.values = values
-        self.seconds = seconds
-        self.others = others
-
-    def __len__(self) -> int:
-        return len(self.values) + len(self.others)
-
-    def __iter__(self) -> Iterator[ItemResult]:
-        ok = zip(
-            self.keys,
-            repeat(True),
-            self.values,
-            repeat(None),
-            self.seconds,
-            repeat(1),
-            strict=False,
-        )
-        return itertools.chain(map(_make_result, ok), self.others)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.others if not r.ok)
-
-    def ok_pairs(self) -> Iterator[tuple[Any, Any]]:
-        """(key, value) of the items that succeeded at the first try, without ItemResults."""
-        return zip(self.keys, self.values, strict=True)
-
-
-class RecordBatch:
-    """The JSON Lines records of finished items, encoded by the workers, as one ``bytes``.
-
-    ``ok`` counts the ok records in ``blob`` (``retried`` of them took more than one attempt);
-    ``failures`` are the failed items' results (their records are in ``blob`` too), for the
-    summary, the logs and the progress bar.
-    """
-
-    __slots__ = ("blob", "failures", "ok", "retried")
-
-    def __init__(
-        self, blob: bytes, ok: int, failures: Sequence[ItemResult] = (), retried: int = 0
-    ) -> None:
-        self.blob = blob
-        self.ok = ok
-        self.failures = failures
-        self.retried = retried
-
-    def __len__(self) -> int:
-        return self.ok + len(self.failures)
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
 
 
 @dataclass(slots=True)
@@ -160,57 +91,6 @@ class RunStats:
     stop_signal: int | None = None
     started: float = 0.0
     ended: float = 0.0
-
-
-class _Chunk:
-    """A unit in flight, and what the parent knows of its positions.
-
-    ``seqs`` gives each position's place in the input (for ``ordered``); ``keys`` the keys
-    the parent holds (None when the unit knows its own); ``attempts`` and ``suspicion`` are set
-    for reruns and retries, one entry per position.
-    """
-
-    __slots__ = ("attempts", "id", "keys", "seqs", "suspicion", "unit")
-
-    def __init__(
-        self,
-        chunk_id: int,
-        unit: Any,
-        seqs: Sequence[int],
-        keys: Sequence[Any] | None,
-        attempts: list[int] | None = None,
-        suspicion: list[int] | None = None,
-    ) -> None:
-        self.id = chunk_id
-        self.unit = unit
-        self.seqs = seqs
-        self.keys = keys
-        self.attempts = attempts
-        self.suspicion = suspicion
-
-    def tries(self, position: int) -> int:
-        return self.attempts[position] if self.attempts else 1
-
-
-class _Redo:
-    """One position of an earlier chunk waiting to run again."""
-
-    __slots__ = ("alone", "attempts", "chunk", "position", "suspicion")
-
-    def __init__(
-        self, chunk: _Chunk, position: int, attempts: int, suspicion: int, alone: bool = False
-    ) -> None:
-        self.chunk = chunk
-        self.position = position
-        self.attempts = attempts
-        self.suspicion = suspicion  # unexplained worker deaths it was in flight for
-        self.alone = alone  # runs in a chunk of its own (see Lost.isolate)
-
-
-# A held result of ordered mode: (record line or None, result or None); (None, None) is a
-# position with nothing to emit (a blank line, an item already done).
-_Held = tuple[bytes | None, ItemResult | None]
-_NOTHING: _Held = (None, None)
 
 
 class Scheduler:
@@ -242,22 +122,21 @@ class Scheduler:
             skip=getattr(items, "skip", None),
         )
         self.stats = RunStats()
-        self.retry_on = frozenset(config.retry_on)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = asyncio.Event()
-        self.completed: collections.deque[tuple[_Chunk, asyncio.Future[Any]]] = collections.deque()
-        self.inflight: dict[int, _Chunk] = {}
-        self.early_done: dict[int, _Chunk] = {}  # finished, freed from the window, not absorbed
-        self.redo: collections.deque[_Redo] = collections.deque()
-        # (ready at, seq, tie-breaker, the redo entry)
-        self.retry_heap: list[tuple[float, int, int, _Redo]] = []
-        self.retry_ids = itertools.count()
-        self.held: dict[int, _Held] = {}  # ordered mode: finished, waiting for earlier
-        self.next_seq = 0
+        # Made as the run starts: the input is read from then on; the backend knows its lanes.
+        self.feed: Feed | None = None
+        self.sizer: ChunkSizer | None = None
+        self.window = 0  # chunks in flight at most
+        self.completed: collections.deque[tuple[Chunk, asyncio.Future[Any]]] = collections.deque()
+        self.inflight: dict[int, Chunk] = {}
+        self.early_done: dict[int, Chunk] = {}  # finished, freed from the window, not absorbed
+        self.redo = RedoQueue(config.retries, config.retry_on, config.backoff)
+        # Ordered mode: output waiting for earlier output.
+        self.reorder: Reorder[Piece] | None = Reorder() if config.ordered else None
         self.chunk_ids = 0
         self.stopping = False  # no new dispatch: halted or stopped
         self.killed = False
-        self.retry_timer_at = 0.0
         self.background: set[asyncio.Task[None]] = set()
         self.stop_lock = threading.RLock()  # RLock: a signal handler may interrupt its holder
         self.early_stops: list[tuple[int, bool]] = []  # requested before the loop existed
@@ -330,9 +209,8 @@ class Scheduler:
                     chunk, future = self.completed.popleft()
                     for batch in self._absorb(chunk, _outcome_of(chunk, future)):
                         yield batch
-            tail = self._finish_order()
-            if tail is not None:
-                yield tail
+            for batch in self._finish_order():
+                yield batch
             clean = True
         finally:
             self.stats.ended = time.monotonic()
@@ -391,24 +269,28 @@ class Scheduler:
         if self.stopping:
             self._count_unstarted()
             return True
-        return self.feed.exhausted and not self.redo and not self.retry_heap
+        assert self.feed is not None
+        return self.feed.exhausted and not self.redo
 
     def _count_unstarted(self) -> None:
         """Items found but never started (halt or stop) are counted, never silently lost."""
-        unstarted = len(self.redo) + len(self.retry_heap) + self.feed.buffered()
-        self.redo.clear()
-        self.retry_heap.clear()
-        self.stats.not_run += unstarted
-        self.stats.found = self.feed.taken + self.feed.buffered()
-        self.feed.drop_buffered()
+        feed = self.feed
+        assert feed is not None
+        self.stats.not_run += self.redo.drop() + feed.buffered()
+        self.stats.found = feed.taken + feed.buffered()
+        feed.drop_buffered()
 
     def _fill(self) -> None:
         """Submit chunks while the window has room and there is work."""
+        assert self.feed is not None
         if isinstance(self.feed.error, UsageError) and not self.stopping:
             self._halt()  # the source refused its input (a repeated key): start nothing more
         if self.stopping:
             return
-        self._release_retries()
+        due = self.redo.release(time.monotonic())
+        if due is not None:
+            assert self.loop is not None
+            self.loop.call_at(due, self.wake.set)
         while len(self.inflight) < self.window and not self._holding_too_much():
             chunk = self._next_chunk()
             if chunk is None:
@@ -436,70 +318,37 @@ class Scheduler:
                 self.early_done[chunk.id] = self.inflight.pop(chunk.id)
         self._fill()
 
-    def _on_done(self, chunk: _Chunk, future: asyncio.Future[Any]) -> None:
+    def _on_done(self, chunk: Chunk, future: asyncio.Future[Any]) -> None:
         self.completed.append((chunk, future))
         self.wake.set()
 
     def _holding_too_much(self) -> bool:
-        return len(self.held) > max(4096, 8 * self.window * self._size_hint)
+        """Ordered mode: the window also counts held output (one slow item cannot make the
+        reorder buffer grow without bound)."""
+        if self.reorder is None:
+            return False
+        assert self.sizer is not None
+        return len(self.reorder) > max(4096, 8 * self.window * self.sizer.size(0.0, None))
 
-    @property
-    def _size_hint(self) -> int:
-        return self.sizer.size(0.0, None)
-
-    def _next_chunk(self) -> _Chunk | None:
+    def _next_chunk(self) -> Chunk | None:
         self.chunk_ids += 1
-        if self.redo:
-            return self._redo_chunk(self.chunk_ids)
+        sizer = self.sizer
+        assert sizer is not None
         elapsed = time.monotonic() - self.stats.started
+        if self.redo.ready:
+            return self.redo.take(self.chunk_ids, sizer.size(elapsed, None))
         feed = self.feed
-        taken = feed.take(self.sizer.size(elapsed, feed.remaining()))
+        assert feed is not None
+        taken = feed.take(sizer.size(elapsed, feed.remaining()))
         if taken is None:
             self.stats.source_exhausted = feed.exhausted
             return None
         seq0, unit, keys = taken
         self.stats.found = feed.taken + feed.buffered()
-        return _Chunk(self.chunk_ids, unit, range(seq0, seq0 + len(unit)), keys)
-
-    def _redo_chunk(self, chunk_id: int) -> _Chunk:
-        """Positions to run again, of one earlier unit. A suspect goes alone, so the next death
-        names it."""
-        first = self.redo.popleft()
-        batch = [first]
-        if not (first.suspicion or first.alone):
-            limit = self.sizer.size(time.monotonic() - self.stats.started, None)
-            while (
-                self.redo
-                and len(batch) < limit
-                and not self.redo[0].suspicion
-                and not self.redo[0].alone
-                and self.redo[0].chunk is first.chunk
-            ):
-                batch.append(self.redo.popleft())
-        source = first.chunk
-        positions = [r.position for r in batch]
-        keys = source.keys
-        return _Chunk(
-            chunk_id,
-            source.unit.subset(positions),
-            [source.seqs[p] for p in positions],
-            None if keys is None else [keys[p] for p in positions],
-            [r.attempts for r in batch],
-            [r.suspicion for r in batch],
-        )
-
-    def _release_retries(self) -> None:
-        now = time.monotonic()
-        heap = self.retry_heap
-        while heap and heap[0][0] <= now:
-            self.redo.append(heapq.heappop(heap)[3])
-        if heap and heap[0][0] != self.retry_timer_at:
-            assert self.loop is not None
-            self.retry_timer_at = heap[0][0]
-            self.loop.call_at(heap[0][0], self.wake.set)
+        return Chunk(self.chunk_ids, unit, range(seq0, seq0 + len(unit)), keys)
 
     # ------------------------------------------------------------------ results
-    def _absorb(self, chunk: _Chunk, outcome: UnitOutcome | Lost) -> list[Any]:
+    def _absorb(self, chunk: Chunk, outcome: UnitOutcome | Lost) -> list[Batch | RecordBatch]:
         if self.inflight.pop(chunk.id, None) is None:
             del self.early_done[chunk.id]
         if isinstance(outcome, Lost):
@@ -509,30 +358,38 @@ class Scheduler:
             self.stats.not_run += not_started
         items = outcome.items
         if items:
+            assert self.sizer is not None
             self.sizer.observe(items, outcome.total)
-        ordered = self.config.ordered
-        seqs = chunk.seqs
-        if (
-            outcome.failures is None
-            and chunk.attempts is None
-            and (not ordered or (type(seqs) is range and seqs.start == self.next_seq))
-        ):
-            # The common case: every item ok at the first try (and, ordered, in turn): the
-            # chunk goes out as it came, and nothing per item happens here.
+        if outcome.failures is None and chunk.attempts is None:
+            # The common case: every item ok at the first try. The chunk goes out as it came
+            # (ordered: once all earlier output is out), and nothing per item happens here.
             self.stats.ok += items
+            if self.reorder is not None:
+                return self._whole_in_order(chunk, outcome, items, self.reorder)
             self.stats.done += items
-            batches = [self._whole(chunk, outcome)] if items else []
-            if ordered:
-                self.next_seq += outcome.done
-                tail = self._emit_held()
-                if tail is not None:
-                    batches.append(tail)
-            return batches
-        held: list[tuple[int, _Held]] = []
-        self._digest(chunk, outcome, held)
-        return self._emit(held)
+            return [self._whole(chunk, outcome)] if items else []
+        digested: list[Digested] = []
+        self._digest(chunk, outcome, digested)
+        return self._emit(digested)
 
-    def _whole(self, chunk: _Chunk, outcome: UnitOutcome) -> Batch | RecordBatch:
+    def _whole_in_order(
+        self, chunk: Chunk, outcome: UnitOutcome, items: int, reorder: Reorder[Piece]
+    ) -> list[Batch | RecordBatch]:
+        """Ordered: a whole chunk goes out, as it came, once all earlier output is out."""
+        if not outcome.done:
+            return []
+        # Positions [0, done) of a chunk fresh from the input: from seqs[0] on, in a row.
+        seq = chunk.seqs[0]
+        if not items:  # nothing to emit (blank lines), but those positions are done
+            return self._out(reorder.put(seq, Digested(seq, None, None), outcome.done))
+        whole = self._whole(chunk, outcome)
+        out = reorder.put(seq, whole, outcome.done)
+        if len(out) == 1:  # it was in turn, and nothing waited behind it
+            self.stats.done += items
+            return [whole]
+        return self._out(out)
+
+    def _whole(self, chunk: Chunk, outcome: UnitOutcome) -> Batch | RecordBatch:
         if outcome.blob is not None:
             return RecordBatch(outcome.blob, outcome.items)
         keys = outcome.keys
@@ -547,7 +404,7 @@ class Scheduler:
         assert outcome.seconds is not None
         return Batch(keys, outcome.values, outcome.seconds)
 
-    def _digest(self, chunk: _Chunk, outcome: UnitOutcome, held: list[tuple[int, _Held]]) -> None:
+    def _digest(self, chunk: Chunk, outcome: UnitOutcome, digested: list[Digested]) -> None:
         """Item by item: ok, failed for good, or back for another try."""
         failures = outcome.failures or {}
         positions = item_positions(outcome)
@@ -561,24 +418,24 @@ class Scheduler:
                 self.stats.ok += 1
                 if lines is not None:
                     again = None if tries == 1 else ItemResult(key, True, None, None, 0.0, tries)
-                    held.append((seqs[position], (lines[index] + b"\n", again)))
+                    digested.append(Digested(seqs[position], lines[index] + b"\n", again))
                 else:
                     assert outcome.values is not None
                     assert outcome.seconds is not None
                     result = ItemResult(
                         key, True, outcome.values[index], None, outcome.seconds[index], tries
                     )
-                    held.append((seqs[position], (None, result)))
+                    digested.append(Digested(seqs[position], None, result))
             elif self._should_retry(failure.failure, tries):
                 self._retry(chunk, position, tries)
             else:
                 result = self._failed(key, failure.failure, failure.seconds, tries)
                 line = None if lines is None else lines[index] + b"\n"
-                held.append((seqs[position], (line, result)))
-        held.extend((seqs[position], _NOTHING) for position in outcome.skipped or ())
+                digested.append(Digested(seqs[position], line, result))
+        digested.extend(Digested(seqs[position], None, None) for position in outcome.skipped or ())
 
     def _key(
-        self, chunk: _Chunk, outcome: UnitOutcome, index: int, position: int, failure: Any
+        self, chunk: Chunk, outcome: UnitOutcome, index: int, position: int, failure: Any
     ) -> Any:
         if chunk.keys is not None:
             return chunk.keys[position]
@@ -588,32 +445,28 @@ class Scheduler:
             return failure.key
         return chunk.unit.key_at(position, self.job)
 
-    def _absorb_lost(self, chunk: _Chunk, lost: Lost) -> list[Any]:
-        held: list[tuple[int, _Held]] = []
+    def _absorb_lost(self, chunk: Chunk, lost: Lost) -> list[Batch | RecordBatch]:
+        digested: list[Digested] = []
         if lost.partial is not None:
             if lost.partial.items:
+                assert self.sizer is not None
                 self.sizer.observe(lost.partial.items, lost.partial.total)
-            self._digest(chunk, lost.partial, held)
+            self._digest(chunk, lost.partial, digested)
         deaths = [f for f, _ in lost.blamed.values() if f.kind in ("crash", "memory")]
         self.stats.worker_deaths += len(deaths) or lost.suspect
         for position, (failure, seconds) in lost.blamed.items():
-            held.append(self._blame(chunk, position, failure, seconds))
+            digested.append(self._blame(chunk, position, failure, seconds))
         for position in lost.rerun:
             if self.stopping:
                 self.stats.not_run += 1
                 continue
-            tries = chunk.tries(position)
-            suspicion = (chunk.suspicion[position] if chunk.suspicion else 0) + lost.suspect
-            if lost.suspect and len(chunk.unit) == 1 and suspicion >= SUSPECT_LIMIT:
-                failure = ItemFailure.repeated_crash(suspicion, lost.reason)
-                held.append(self._blame(chunk, position, failure, 0.0))
-                continue
-            self.redo.append(_Redo(chunk, position, tries, suspicion, lost.isolate))
-        return self._emit(held)
+            culprit = self.redo.rerun(chunk, position, suspect=lost.suspect, alone=lost.isolate)
+            if culprit:  # alone in that many unexplained deaths: it is to blame
+                failure = ItemFailure.repeated_crash(culprit, lost.reason)
+                digested.append(self._blame(chunk, position, failure, 0.0))
+        return self._emit(digested)
 
-    def _blame(
-        self, chunk: _Chunk, position: int, failure: ItemFailure, seconds: float
-    ) -> tuple[int, _Held]:
+    def _blame(self, chunk: Chunk, position: int, failure: ItemFailure, seconds: float) -> Digested:
         """The record of a position whose worker could not report it (crash, hard timeout)."""
         tries = chunk.tries(position)
         key = (
@@ -627,7 +480,7 @@ class Scheduler:
             from crunch._output import encode_result
 
             line = encode_result(result)
-        return chunk.seqs[position], (line, result)
+        return Digested(chunk.seqs[position], line, result)
 
     def _failed(self, key: Any, failure: ItemFailure, seconds: float, tries: int) -> ItemResult:
         self.stats.failed += 1
@@ -638,79 +491,36 @@ class Scheduler:
         return ItemResult(key, False, None, failure.public(tries), seconds, tries)
 
     def _should_retry(self, failure: ItemFailure, tries: int) -> bool:
-        return (
-            failure.kind == "error"
-            and tries <= self.config.retries
-            and not self.stopping
-            and retryable(failure.names, self.retry_on)
-        )
+        return not self.stopping and self.redo.wants_retry(failure, tries)
 
-    def _retry(self, chunk: _Chunk, position: int, tries: int) -> None:
-        """Back off exponentially, with full jitter, before the next try of this item."""
-        delay = min(MAX_BACKOFF, self.config.backoff * 2 ** (tries - 1))
-        delay *= random.uniform(0.5, 1.5)
-        ready = time.monotonic() + delay
-        entry = _Redo(chunk, position, tries + 1, 0)
-        heapq.heappush(self.retry_heap, (ready, chunk.seqs[position], next(self.retry_ids), entry))
+    def _retry(self, chunk: Chunk, position: int, tries: int) -> None:
+        """Back off before the next try of this item (``crunch._redo.backoff_delay``)."""
+        due = self.redo.retry(chunk, position, tries, time.monotonic())
         self.stats.retried += 1
         assert self.loop is not None
-        self.loop.call_at(ready, self.wake.set)
+        self.loop.call_at(due, self.wake.set)
 
     # ------------------------------------------------------------------ output
-    def _emit(self, held: list[tuple[int, _Held]]) -> list[Any]:
-        """Results digested item by item: out now, or (ordered) once all earlier ones are."""
-        if self.config.ordered:
-            self.held.update(held)
-            batch = self._emit_held()
-            return [] if batch is None else [batch]
-        if not held:
-            return []
-        batch = self._batch(entry for _seq, entry in held)
-        return [] if batch is None else [batch]
+    def _emit(self, digested: list[Digested]) -> list[Batch | RecordBatch]:
+        """Items digested one by one: out now, or (ordered) once all earlier output is."""
+        reorder = self.reorder
+        if reorder is None:
+            return self._out(digested)
+        pieces: list[Piece] = []
+        for entry in digested:
+            pieces += reorder.put(entry.seq, entry)
+        return self._out(pieces)
 
-    def _emit_held(self) -> Batch | RecordBatch | None:
-        held, seq = self.held, self.next_seq
-        if seq not in held:
-            return None
-        entries = []
-        while seq in held:
-            entries.append(held.pop(seq))
-            seq += 1
-        self.next_seq = seq
-        return self._batch(entries)
+    def _out(self, pieces: Iterable[Piece]) -> list[Batch | RecordBatch]:
+        """Pieces of output, in order, as the batches that go out now (and counted done)."""
+        batches = in_batches(pieces, self.records)
+        for batch in batches:
+            self.stats.done += len(batch)
+        return batches
 
-    def _batch(self, entries: Iterable[_Held]) -> Batch | RecordBatch | None:
-        lines: list[bytes] = []
-        results: list[ItemResult] = []
-        failures: list[ItemResult] = []
-        ok = retried = 0
-        for line, result in entries:
-            if line is not None:
-                lines.append(line)
-                if result is None:
-                    ok += 1
-                elif result.ok:  # took more than one attempt
-                    ok += 1
-                    retried += 1
-                else:
-                    failures.append(result)
-            elif result is not None:
-                results.append(result)
-        count = len(lines) + len(results)
-        self.stats.done += count
-        if not count:
-            return None
-        if self.records:
-            return RecordBatch(b"".join(lines), ok, failures, retried)
-        return Batch(others=results)
-
-    def _finish_order(self) -> Batch | RecordBatch | None:
-        """At the end, results held behind items that never ran go out in input order."""
-        if not self.held:
-            return None
-        entries = [self.held[seq] for seq in sorted(self.held)]
-        self.held.clear()
-        return self._batch(entries)
+    def _finish_order(self) -> list[Batch | RecordBatch]:
+        """At the end, output held behind items that never ran goes out in input order."""
+        return [] if self.reorder is None else self._out(self.reorder.drain())
 
     # ------------------------------------------------------------------ stopping
     def _halt(self) -> None:
@@ -751,7 +561,7 @@ class Scheduler:
             self.backend.check_timeouts(time.monotonic())
 
 
-def _outcome_of(chunk: _Chunk, future: asyncio.Future[Any]) -> UnitOutcome | Lost:
+def _outcome_of(chunk: Chunk, future: asyncio.Future[Any]) -> UnitOutcome | Lost:
     """A chunk future's outcome; a backend that failed it outright loses the chunk instead."""
     try:
         return future.result()
