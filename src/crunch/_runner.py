@@ -18,7 +18,6 @@ task raised has to pickle.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import time
 from collections.abc import Callable
@@ -79,6 +78,8 @@ def is_async_task(fn: Callable[..., Any]) -> bool:
     """True when calling ``fn`` gives a coroutine: an ``async def`` function, also behind
     ``functools.partial`` or a wrapper that names it as ``__wrapped__`` (as ``functools.wraps``
     does, and the command's own wrappers), or an object whose ``__call__`` is ``async def``."""
+    import inspect  # the parent's question: workers never ask it, nor import inspect
+
     inner: Any = fn
     for _ in range(100):  # a wrapper that wraps itself must not loop forever
         if isinstance(inner, functools.partial):

@@ -18,15 +18,17 @@ above it decides what to run, retries, reorders and counts; no backend writes ou
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crunch._failures import ItemFailure
 from crunch._runner import UnitOutcome
 from crunch._transit import unsendable_items
 from crunch._units import ItemsUnit, Job
+
+if TYPE_CHECKING:  # the forkserver imports this package (see _forkserver_preload): no asyncio
+    import asyncio
 
 
 @dataclass(slots=True)
