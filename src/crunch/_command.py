@@ -88,10 +88,10 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     where the records go without ``-o`` (None: standard output is closed)."""
     from crunch._combine import Regroup, TaskCall, expand
     from crunch._runner import is_async_task
+    from crunch._settings import Settings, from_command
     from crunch._spool import Spool, own_descriptor
     from crunch._taskspec import load_callable
     from crunch.api import check_task
-    from crunch.config import RunConfig
     from crunch.sources import check_paths, with_paths
     from crunch.tasks._ranges import parse_size
 
@@ -145,11 +145,15 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     except (TypeError, ValueError) as exc:
         problems.append(f"--split-size: {exc}")
         split_size = 0
-    config = None
-    try:
-        config = RunConfig.build(**options.run_settings())
-    except ConfigError as exc:
-        problems.extend(_as_option(problem) for problem in exc.problems)
+    settings = options.run_settings()
+    config = from_command(settings)  # None: RunConfig has the say (see crunch._settings)
+    if config is None:
+        from crunch.config import RunConfig
+
+        try:
+            config = Settings.of(RunConfig.build(**settings))
+        except ConfigError as exc:
+            problems.extend(_as_option(problem) for problem in exc.problems)
     if options.reduce and task is not None and not task.reduces:
         problems.append(f"--reduce: task {task.name!r} has no combiner to reduce with")
     if options.reduce and options.resume:
@@ -542,7 +546,7 @@ def run_bench(options: BenchOptions) -> int:
     from crunch import _bench
     from crunch._combine import TaskCall
     from crunch._output import output_problem
-    from crunch.config import default_workers
+    from crunch._settings import default_workers
     from crunch.sources import check_paths, walk
 
     problems = check_paths(list(options.paths))

@@ -16,6 +16,7 @@ one item runs twice, which matters for a task with side effects.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -78,7 +79,7 @@ def _run_one(
 
     entries = expand(with_paths([(key, item)]), task, split_size=size, reduce=False)
     regroup = Regroup(task, options, reduce=False) if task.combiner else None
-    alone = config.model_copy(update={"workers": 1, "progress": False, "max_failures": None})
+    alone = dataclasses.replace(config, workers=1, progress=False, max_failures=None)
     stream = open_stream(TaskCall(task, options), entries, alone, init=init, keyed=True)
     try:
         for batch in stream.batches():

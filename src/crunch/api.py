@@ -19,6 +19,7 @@ from crunch.exceptions import DuplicateKeyError, SourceError
 from crunch.results import BatchResult, ItemResult
 
 if TYPE_CHECKING:
+    from crunch._settings import Settings
     from crunch._stream import Stream
 
 
@@ -161,11 +162,12 @@ def amap(
 
 
 # ---------------------------------------------------------------------------- validation
-def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Any:
+def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Settings:
     """Validate options and the task for the mode; raise before any item runs."""
+    from crunch._settings import Settings
     from crunch.config import RunConfig
 
-    config = RunConfig.build(**options)
+    config = Settings.of(RunConfig.build(**options))
     check_task(fn, config.mode)
     return config
 

@@ -1,39 +1,31 @@
 """``RunConfig``: every run option, validated once, for the library and the CLI alike.
 
-Both faces build one ``RunConfig``; invalid values raise ``ConfigError`` listing every problem
-at once (pydantic collects them; we turn them into sentences that name the option).
+Both faces validate with ``RunConfig``; invalid values raise ``ConfigError`` listing every
+problem at once (pydantic collects them; we turn them into sentences that name the option). The
+engine reads a plain copy of the values (``crunch._settings.Settings``); the command builds that
+copy directly when its options are plainly valid, so a run need not load pydantic.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crunch._settings import (
+    DEFAULT_RETRY_ON,
+    MAX_RETRIES,
+    MAX_TIMEOUT,
+    MAX_WORKERS,
+    MIN_TIMEOUT,
+    MODES,
+    Mode,
+    default_workers,
+    memory_problems,
+)
 from crunch.exceptions import ConfigError
-
-Mode = Literal["sync", "thread", "async", "process", "dask"]
-MODES: tuple[str, ...] = ("sync", "thread", "async", "process", "dask")
-
-DEFAULT_RETRY_ON: tuple[str, ...] = ("ConnectionError", "TimeoutError", "BlockingIOError")
-
-# The per-item limit, in seconds. Below the minimum the watchdog (which looks every
-# timeout / 4 seconds) would spin, and a limit shorter than one scheduling slice of a busy
-# machine is not a limit; above the maximum the soft timer of a worker overflows. No limit:
-# leave the option out.
-MIN_TIMEOUT = 0.01
-MAX_TIMEOUT = 1_000_000.0
-
-
-def default_workers() -> int:
-    """The CPU count this process may use (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class RunConfig(BaseModel):
@@ -42,10 +34,10 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = Field("process", description="sync | thread | async | process | dask")
-    workers: int = Field(default_factory=default_workers, ge=1, le=4096)
+    workers: int = Field(default_factory=default_workers, ge=1, le=MAX_WORKERS)
     chunk_size: int | Literal["auto"] = Field("auto", description="items per chunk, or auto")
     timeout: float | None = Field(None, description="per-item limit in seconds")
-    retries: int = Field(0, ge=0, le=100)
+    retries: int = Field(0, ge=0, le=MAX_RETRIES)
     retry_on: tuple[str, ...] = Field(
         DEFAULT_RETRY_ON,
         description="exception classes, or their names (builtins bare, others module.Name)",
@@ -135,31 +127,10 @@ class RunConfig(BaseModel):
         if config is not None and config.scheduler and config.mode != "dask":
             problems.append("scheduler: only used with mode='dask'")
         if config is not None and config.max_memory is not None:
-            problems.extend(_memory_problems(config))
+            problems.extend(memory_problems(config))
         if problems or config is None:
             raise ConfigError(problems)
         return config
-
-
-def _memory_problems(config: RunConfig) -> list[str]:
-    """Where ``max_memory`` cannot be honoured (README, "Modes")."""
-    from crunch._memory import supported
-
-    if config.mode in ("sync", "thread", "async"):
-        return [
-            f"max_memory: mode {config.mode!r} runs every item inside crunch's own process, "
-            "where one item's memory cannot be capped without stopping the run: use "
-            "mode='process' (or 'dask')"
-        ]
-    if config.mode == "dask" and config.scheduler:
-        return [
-            "max_memory: the workers of an existing dask cluster have the memory limit they "
-            "were started with (dask worker --memory-limit), which crunch cannot change; "
-            "leave max_memory out (crunch reports dask's memory restarts as kind memory)"
-        ]
-    if not supported():
-        return ["max_memory: needs Linux (a worker's memory is read from /proc)"]
-    return []
 
 
 def _unknown_option(name: str) -> str:

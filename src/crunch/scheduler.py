@@ -66,10 +66,10 @@ from crunch._feed import Feed, JsonlFeed, KeyFn, make_feed
 from crunch._redo import Chunk, RedoQueue
 from crunch._reorder import Reorder
 from crunch._runner import UnitOutcome, item_positions
+from crunch._settings import Settings
 from crunch._sizing import ChunkSizer
 from crunch._units import Job
 from crunch.backends import Backend, Lost, make_backend
-from crunch.config import RunConfig
 from crunch.exceptions import CrunchError, RunInterrupted, SourceError, UsageError
 from crunch.results import ItemResult
 
@@ -98,7 +98,7 @@ class Scheduler:
         self,
         fn: Callable[[Any], Any],
         items: Iterable[Any],
-        config: RunConfig,
+        config: Settings,
         *,
         keyed: bool = False,
         key: KeyFn | None = None,
