@@ -6,7 +6,7 @@
   or holds NaN or an infinity, turns that item's record into a failure.
 - ``setup_logging`` configures structlog on standard error (console or JSON), every event
   bound to the run's ``run_id``; with a progress bar, lines go through ``tqdm.write`` so the
-  bar and the logs never garble each other.
+  bar and the logs never garble each other. structlog is loaded by the first event logged.
 - ``Summary`` counts what was written (with ``_tally.Tally``, the counting ``crunch report``
   uses too) and prints the closing report, with what the walk skipped and what ``--resume``
   found and did.
@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from crunch._failures import ItemFailure
@@ -314,8 +315,42 @@ def _count(n: int, noun: str) -> str:
 
 def setup_logging(
     *, fmt: str, level: str, run_id: str, progress: Any = None, stream: TextIO | None = None
-) -> Any:
+) -> Log:
     """A structlog logger bound to ``run_id``, writing to stderr (through the bar if any)."""
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    return Log(functools.partial(_structlog, fmt, threshold, run_id, progress, stream), threshold)
+
+
+class Log:
+    """The run's logger, with structlog's methods; structlog is loaded and configured by the
+    first event at or above the level (an ordinary run logs none, and need not load it)."""
+
+    def __init__(self, make: Callable[[], Any], threshold: int) -> None:
+        self._make = make
+        self._threshold = threshold
+        self._logger: Any = None
+
+    def _log(self, level: int, method: str, event: str, kw: dict[str, Any]) -> None:
+        if level < self._threshold:
+            return  # what structlog's filtering logger would drop
+        if self._logger is None:
+            self._logger = self._make()
+        getattr(self._logger, method)(event, **kw)
+
+    def debug(self, event: str, **kw: Any) -> None:
+        self._log(logging.DEBUG, "debug", event, kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._log(logging.INFO, "info", event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._log(logging.WARNING, "warning", event, kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._log(logging.ERROR, "error", event, kw)
+
+
+def _structlog(fmt: str, threshold: int, run_id: str, progress: Any, stream: TextIO | None) -> Any:
     import structlog
 
     out = stream or sys.stderr
@@ -345,9 +380,7 @@ def setup_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=_Sink()),  # ty: ignore[invalid-argument-type]
         cache_logger_on_first_use=False,
     )
