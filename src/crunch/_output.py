@@ -20,6 +20,7 @@ import logging
 import os
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -329,13 +330,36 @@ class Log:
         self._make = make
         self._threshold = threshold
         self._logger: Any = None
+        # Another thread waits while structlog loads; a signal handler that logs while its own
+        # thread is loading it (a re-entered import would find structlog half made) has its
+        # event kept, and logged right after (an RLock lets that handler in).
+        self._lock = threading.RLock()
+        self._loading = False
+        self._held: list[tuple[str, str, dict[str, Any]]] = []
 
     def _log(self, level: int, method: str, event: str, kw: dict[str, Any]) -> None:
         if level < self._threshold:
             return  # what structlog's filtering logger would drop
         if self._logger is None:
-            self._logger = self._make()
+            with self._lock:
+                if self._logger is None:
+                    if self._loading:
+                        self._held.append((method, event, kw))
+                        return
+                    self._load()
+                    getattr(self._logger, method)(event, **kw)
+                    while self._held:
+                        held_method, held_event, held_kw = self._held.pop(0)
+                        getattr(self._logger, held_method)(held_event, **held_kw)
+                    return
         getattr(self._logger, method)(event, **kw)
+
+    def _load(self) -> None:
+        self._loading = True
+        try:
+            self._logger = self._make()
+        finally:
+            self._loading = False
 
     def debug(self, event: str, **kw: Any) -> None:
         self._log(logging.DEBUG, "debug", event, kw)
