@@ -86,10 +86,9 @@ def _as_option(problem: str) -> str:
 def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     """``crunch process``: every check, then the run; returns the exit status. ``stdout`` is
     where the records go without ``-o`` (None: standard output is closed)."""
-    from crunch._combine import Regroup, TaskCall, expand
     from crunch._runner import is_async_task
     from crunch._settings import Settings, from_command
-    from crunch._spool import Spool, own_descriptor
+    from crunch._spool import own_descriptor
     from crunch._taskspec import load_callable
     from crunch.api import check_task
     from crunch.sources import check_paths, with_paths
@@ -193,6 +192,15 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
         except UsageError as exc:
             return fail_usage([str(exc)])
         intake.own.add_path(output_file)
+    if config.mode == "process":
+        # Every check passed: the workers' fork server boots now, on another core, while this
+        # process loads the rest of what the run needs (see crunch.backends._groups).
+        from crunch.backends._groups import start_workers_server
+
+        start_workers_server()
+
+    from crunch._combine import Regroup, TaskCall, expand
+    from crunch._spool import Spool
 
     with Spool() as spool:  # removes the copies of piped PATHs when the run is over
         source = _entries(options, spool, intake)

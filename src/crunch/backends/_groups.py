@@ -3,9 +3,9 @@
     crunch's process group          forkserver's group          one group per worker
     crunch (the parent)  --starts-> forkserver  --forks------> worker --starts--> child, ...
 
-- The forkserver is started with the stop signals blocked (``start_forkserver`` in
-  crunch._pool_reach) and moves into a process group of its own as it starts
-  (``leave_crunch_group``, run by its preload module ``crunch.backends._forkserver_preload``),
+- The forkserver is started with the stop signals blocked (``start_workers_server``, through
+  ``start_forkserver`` in crunch._pool_reach) and moves into a process group of its own as it
+  starts (``leave_crunch_group``, run by its preload ``crunch.backends._forkserver_preload``),
   so every worker is born outside crunch's group:
   a signal sent to the whole group (``timeout``, systemd, a supervisor, a terminal's Ctrl-C)
   reaches crunch alone, which stops the run its own way (grace, then *not run*), instead of
@@ -43,6 +43,26 @@ def hold_stop_signals() -> set[int]:
     # Starting the tracker unblocks SIGINT and SIGTERM in this thread: block them again.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     return blocked
+
+
+PRELOAD = "crunch.backends._forkserver_preload"
+
+
+def start_workers_server() -> None:
+    """Start the forkserver that process-mode workers fork from, unless it runs: with its
+    preload (``PRELOAD``), and the stop signals held as it starts (``start_forkserver`` in
+    crunch._pool_reach says why).
+
+    The command calls this as soon as its checks pass, so that the server boots (a Python
+    process of its own) while the command loads the engine; the pool calls it again as it
+    opens, which starts nothing when the server runs.
+    """
+    from multiprocessing import forkserver
+
+    from crunch._pool_reach import start_forkserver
+
+    forkserver.set_forkserver_preload([PRELOAD])
+    start_forkserver(STOP_SIGNALS)
 
 
 def leave_crunch_group() -> None:

@@ -60,7 +60,6 @@ from crunch._memory import rss
 from crunch._pool_reach import (
     mentions_main,
     replace_leavers,
-    start_forkserver,
     unstick_result_pipe,
     without_main,
     worker_processes,
@@ -80,7 +79,7 @@ from crunch._worker import (
     slot_offset,
 )
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
-from crunch.backends._groups import STOP_SIGNALS, kill_leftovers, kill_worker
+from crunch.backends._groups import kill_leftovers, kill_worker, start_workers_server
 from crunch.exceptions import WorkerStartError
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
@@ -121,9 +120,8 @@ class ProcessBackend(Backend):
         self.init = init
         self.timeout = timeout
         self.hard_timeout = None if timeout is None else hard_limit(timeout)
+        # Workers fork from a server that has crunch._worker loaded (start_workers_server).
         self.ctx = multiprocessing.get_context("forkserver")
-        # The server starts in a process group of its own, with crunch._worker loaded.
-        self.ctx.set_forkserver_preload(["crunch.backends._forkserver_preload"])
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: ProcessPoolExecutor | None = None
         self.table: Any = None
@@ -145,7 +143,7 @@ class ProcessBackend(Backend):
     # ------------------------------------------------------------------ pool life cycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        start_forkserver(STOP_SIGNALS)  # before the pool's semaphores start the tracker
+        start_workers_server()  # before the pool's semaphores start the tracker
         self._open_pool()
         self.health = self.loop.create_task(self._watch_deaths())
 
