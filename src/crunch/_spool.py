@@ -19,9 +19,7 @@ holds the whole input) and removed when the run ends; a run killed with ``kill -
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from crunch.results import InvalidItem
@@ -97,6 +95,9 @@ class Spool:
         return self._copy(path)
 
     def _copy(self, path: str) -> Path | InvalidItem:
+        import shutil
+        import tempfile
+
         if self.directory is None:
             self.directory = tempfile.mkdtemp(prefix="crunch-")
         self.copies += 1
@@ -115,5 +116,7 @@ class Spool:
 
     def close(self) -> None:
         if self.directory is not None:
+            import shutil
+
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None

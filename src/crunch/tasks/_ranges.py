@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from io import FileIO
 from os import PathLike
 
@@ -74,6 +73,10 @@ def parse_size(text: str | int) -> int:
             f"invalid size {text!r}: unknown unit {unit!r} "
             "(use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB, or K, M, G, T)"
         )
+    if number.isdigit() and len(number) <= 15:  # whole, and within Decimal's 28 digits
+        return int(number) * multiplier
+    from decimal import Decimal, InvalidOperation  # only for a fraction, such as 1.5GiB
+
     try:
         value = Decimal(number) * multiplier
     except InvalidOperation:  # pragma: no cover - the regex admits only decimal numbers
