@@ -57,3 +57,10 @@ class touch_then_double:  # noqa: N801 - used like a function: touch_then_double
     def __call__(self, record: dict[str, Any]) -> int:
         Path(self.marker).touch()
         return record["id"] * 2
+
+
+def none_nan_or_value(record: dict[str, Any]) -> Any:
+    """None for even ids, NaN for id 7, else a dict holding a None: nulls of both kinds."""
+    if record["id"] == 7:
+        return float("nan")
+    return None if record["id"] % 2 == 0 else {"x": record["x"], "none": None}

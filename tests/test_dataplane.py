@@ -132,6 +132,22 @@ def test_cli_jsonl_one_record_per_line_same_in_every_mode_and_chunk_size(
     assert [r["item"] for r in records] == [n for n in range(1, N + 3) if n != 4]
 
 
+def test_cli_jsonl_a_nan_among_nones_fails_alone(tmp_path: Path) -> None:
+    """README "Output": a None is recorded as null, a NaN fails its item, in one chunk."""
+    path = write_records(tmp_path / "r.jsonl", extras=False)
+    result, records = run_cli(
+        "--jsonl", str(path), "--key", "id", "--task", "dataplane_tasks:none_nan_or_value"
+    )
+    assert result.returncode == 1, result.stderr
+    by_id = {r["item"]: r for r in records}
+    assert len(by_id) == N
+    assert by_id[7]["ok"] is False
+    assert "NaN" in by_id[7]["error"]["message"]
+    assert all(by_id[i] == {**by_id[i], "ok": True, "value": None} for i in range(2, N + 1, 2))
+    odd = [by_id[i]["value"] for i in range(1, N + 1, 2) if i != 7]
+    assert odd == [{"x": i, "none": None} for i in range(1, N + 1, 2) if i != 7]
+
+
 def test_cli_jsonl_crash_inside_a_range_blames_one_line(tmp_path: Path) -> None:
     """A line that kills its worker fails alone as a crash; every other line is ok, once."""
     path = write_records(tmp_path / "r.jsonl", 200, extras=False)

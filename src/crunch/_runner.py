@@ -431,7 +431,7 @@ def encode_records(
     ``\\"``), so the boundaries between records are exactly those bytes. A record that does
     not encode (a value JSON cannot hold, a string that is not valid Unicode) or may hold a
     NaN or an infinity (which orjson writes as ``null``) sends the whole chunk down the
-    careful path, record by record.
+    careful path, record by record; a ``null`` that is only a ``None`` does not.
     """
     if not records:
         return b"", failures
@@ -443,7 +443,7 @@ def encode_records(
         blob = orjson.dumps(records, option=OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         blob = None
-    if blob is not None and b"null" not in blob:
+    if blob is not None and (b"null" not in blob or not _any_non_finite(records)):
         return blob[1:-1].replace(_BOUNDARY, _NEWLINE_BOUNDARY) + b"\n", failures
     from crunch._output import encode_record
 
@@ -458,6 +458,29 @@ def encode_records(
             failures[position] = FailedItem(record["item"], problem, record["seconds"])
         lines.append(line)
     return b"".join(lines), failures
+
+
+def _any_non_finite(records: list[dict[str, Any]]) -> bool:
+    """Whether a value may hold a NaN or an infinity (which orjson writes as ``null``): a
+    ``null`` in a chunk's records is most often a ``None``, which needs no careful path."""
+    return not all(_finite(r["value"]) for r in records if r["ok"])
+
+
+_PLAIN = frozenset({int, str, bool, type(None)})
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity in ``value``; False also when unsure (a type of its own, numpy)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is float:
+        return value - value == 0.0  # NaN and the infinities give NaN
+    if kind is dict:
+        return all(map(_finite, value.values()))
+    if kind is list or kind is tuple:
+        return all(map(_finite, value))
+    return False
 
 
 def _item_positions(items: int, skipped: list[int] | None) -> list[int]:

@@ -19,12 +19,24 @@ from typing import Any, NamedTuple
 from crunch import _runner
 from crunch._failures import ItemFailure, startup_error_text
 from crunch._runner import ItemTimeout, UnitOutcome, run_unit
+from crunch._slots import (
+    CHUNK,
+    HALT,
+    IDLE,
+    INITIALIZING,
+    LOADING,
+    PID,
+    POSITION,
+    SENDING,
+    STARTED,
+    slot_offset,
+)
 from crunch._transit import encode_outcome, load_items
 
 # --------------------------------------------------------------------------- process workers
 # The state of one worker process, set once by ``init_process_worker``.
 
-_SLOTS: Any = None  # the shared slot table (see backends/process.py)
+_SLOTS: Any = None  # the shared slot table (its layout: crunch._slots)
 _SLOT: int = -1  # this worker's slot index in it
 _JOB: Any = None  # the run's crunch._units.Job
 _INIT_ERROR: str | None = None
@@ -32,18 +44,6 @@ _SOFT_TIMEOUT: float | None = None
 _MAX_MEMORY: int | None = None  # the memory cap, in bytes (see crunch._memory)
 _METER: Any = None  # this worker's RSS meter, with a cap
 _CAN_LEAVE = False  # whether this worker can leave its pool cleanly (crunch._pool_reach)
-
-# Layout of the shared slot table: a flat array of doubles.
-HALT = 0  # table[0] != 0: stop starting new items
-SLOT_BASE = 1
-SLOT_WIDTH = 4  # pid, chunk id (-1 idle), item index, start time (time.monotonic)
-INITIALIZING = -2  # chunk id while the worker runs the user's initializer
-LOADING = -1  # item index while the chunk's items are being unpickled
-SENDING = -2  # item index while the chunk's outcome is being pickled
-
-
-def slot_offset(slot: int) -> int:
-    return SLOT_BASE + slot * SLOT_WIDTH
 
 
 class _ProcessLane:
@@ -64,15 +64,15 @@ class _ProcessLane:
         self.arm = timeout
         self.view = memoryview(table).cast("B").cast("d")
         self.halt_index = HALT
-        self.position_index = self.base + 2
-        table[self.base + 1] = chunk_id
+        self.position_index = self.base + POSITION
+        table[self.base + CHUNK] = chunk_id
 
     def begin(self, index: int, start: float) -> bool:
         view = self.view
         if view[HALT]:
             return False
-        view[self.base + 3] = start
-        view[self.base + 2] = index
+        view[self.base + STARTED] = start
+        view[self.base + POSITION] = index
         if self.arm is not None:
             global _ARMED
             _ARMED = True
@@ -84,7 +84,7 @@ class _ProcessLane:
             global _ARMED
             _ARMED = False
             signal.setitimer(signal.ITIMER_REAL, 0)
-        self.table[self.base + 2] = SENDING
+        self.table[self.base + POSITION] = SENDING
 
 
 _ARMED = False  # between a chunk's first begin() and its end(): the soft timer is for an item
@@ -169,11 +169,11 @@ def init_process_worker(
     # ``rows`` holds the table's row count; its lock guards claiming the first free row (a
     # worker that left the pool freed its own for its replacement).
     with rows.get_lock():
-        free = [slot for slot in range(int(rows.value)) if not table[slot_offset(slot)]]
+        free = [slot for slot in range(int(rows.value)) if not table[slot_offset(slot) + PID]]
         _SLOT = free[0] if free else -1
         if free:
-            table[slot_offset(_SLOT) + 1] = -1
-            table[slot_offset(_SLOT)] = os.getpid()
+            table[slot_offset(_SLOT) + CHUNK] = IDLE
+            table[slot_offset(_SLOT) + PID] = os.getpid()
     _SLOTS = table
     if _SLOT < 0:  # pragma: no cover - the parent never starts more workers than rows
         _INIT_ERROR = "no free row in the slot table for a new worker"
@@ -185,12 +185,12 @@ def init_process_worker(
     try:
         _JOB = pickle.loads(fn_bytes)
         if init is not None:
-            table[base + 1] = INITIALIZING  # a death now is the initializer's doing
+            table[base + CHUNK] = INITIALIZING  # a death now is the initializer's doing
             init()
     except BaseException as exc:  # noqa: BLE001 - reported to the parent with the first chunk
         _INIT_ERROR = startup_error_text(exc)
     finally:
-        table[base + 1] = -1
+        table[base + CHUNK] = IDLE
     if max_memory is not None and _INIT_ERROR is None:
         _INIT_ERROR = _cap_memory(max_memory)
 
@@ -294,8 +294,8 @@ def process_chunk(
         return _INIT_ERROR
     assert _JOB is not None
     table, base = _SLOTS, slot_offset(_SLOT)
-    table[base + 2] = LOADING
-    table[base + 1] = chunk_id
+    table[base + POSITION] = LOADING
+    table[base + CHUNK] = chunk_id
     try:
         chunk = load_items(blob)
         if isinstance(chunk, ItemFailure):
@@ -320,7 +320,7 @@ def process_chunk(
         assert isinstance(lane, _CappedLane)
         return _capped_reply(outcome, lane, cap, split)
     finally:
-        table[base + 1] = -1
+        table[base + CHUNK] = IDLE
 
 
 def _capped_reply(outcome: UnitOutcome, lane: _CappedLane, cap: int, split: bool) -> Any:
@@ -343,9 +343,9 @@ def _leave(data: bytes) -> Recycled:
     from crunch._pool_reach import leave_pool
 
     row, pid = slot_offset(_SLOT), os.getpid()
-    _SLOTS[row + 1] = -1
-    _SLOTS[row] = 0
+    _SLOTS[row + CHUNK] = IDLE
+    _SLOTS[row + PID] = 0
     leave_pool(Recycled(pid, data, left=True))
-    _SLOTS[row] = pid
+    _SLOTS[row + PID] = pid
     _CAN_LEAVE = False
     return Recycled(pid, data, left=False)

@@ -27,7 +27,7 @@ from crunch._failures import startup_error_text
 from crunch._runner import UnitOutcome, arun_unit, is_async_task
 from crunch._units import Job
 from crunch.backends import Backend, Lost
-from crunch.backends.thread import LaneJob, LaneJobs
+from crunch.backends._lanes import LaneJob, LaneJobs
 from crunch.exceptions import WorkerStartError
 
 

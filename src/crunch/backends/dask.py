@@ -739,7 +739,7 @@ def _watched(
     run: _Run, job: Job, unit: Any, attempts: list[int] | None, timeout: float
 ) -> UnitOutcome | Lost:
     """Run the chunk in a helper thread; abandon it at an item past ``timeout``."""
-    from crunch.backends.thread import LaneJob
+    from crunch.backends._lanes import LaneJob
 
     # Thread mode's job does the bookkeeping (which item since when, salvage at abandon);
     # here nothing waits on its future.

@@ -65,19 +65,19 @@ from crunch._pool_reach import (
     worker_processes,
 )
 from crunch._runner import UnitOutcome
-from crunch._transit import decode_outcome, dump_items
-from crunch._units import Job
-from crunch._worker import (
+from crunch._slots import (
+    CHUNK,
     HALT,
+    IDLE,
     INITIALIZING,
     LOADING,
-    SLOT_BASE,
     SLOT_WIDTH,
-    Recycled,
-    init_process_worker,
-    process_chunk,
     slot_offset,
+    table_size,
 )
+from crunch._transit import decode_outcome, dump_items
+from crunch._units import Job
+from crunch._worker import Recycled, init_process_worker, process_chunk
 from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
 from crunch.backends._groups import kill_leftovers, kill_worker, start_workers_server
 from crunch.exceptions import WorkerStartError
@@ -165,9 +165,9 @@ class ProcessBackend(Backend):
                         break
 
     def _open_pool(self) -> None:
-        table = self.ctx.RawArray("d", SLOT_BASE + SLOT_WIDTH * self.lanes)
+        table = self.ctx.RawArray("d", table_size(self.lanes))
         for slot in range(self.lanes):
-            table[slot_offset(slot) + 1] = -1
+            table[slot_offset(slot) + CHUNK] = IDLE
         table[HALT] = 1.0 if self.halted else 0.0
         rows = self.ctx.Value("i", self.lanes)  # see init_process_worker
         self.table = table
