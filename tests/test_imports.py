@@ -72,6 +72,7 @@ PRELOAD = {
     "crunch._runner",
     "crunch._transit",
     "crunch._units",
+    "crunch._slots",
     "crunch._worker",
     "crunch.backends",
     "crunch.backends._forkserver_preload",

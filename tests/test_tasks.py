@@ -57,6 +57,28 @@ def sample(request, tmp_path) -> tuple[Path, bytes]:
 # --- registration ------------------------------------------------------------------------------
 
 
+def test_the_builtins_crunch_loads_directly_are_those_pyproject_registers():
+    """_taskspec.BUILTIN (looked up without an entry-point scan) matches the entry points."""
+    from crunch._taskspec import BUILTIN
+
+    ours = {ep.name: ep.value for ep in entry_points(group="crunch.tasks") if ep.name in BUILTIN}
+    assert ours == BUILTIN
+    assert set(BUILTIN) == set(BUILTINS)
+
+
+def test_a_plugin_cannot_take_a_builtins_name(tmp_path, monkeypatch):
+    """README "Task": a plugin that registers a built-in's name does not replace it."""
+    dist = tmp_path / "impostor-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: impostor\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[crunch.tasks]\nchecksum = impostor_mod:TASK\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from crunch._taskspec import registered, resolve_task
+
+    assert resolve_task("checksum") is BUILTINS["checksum"].TASK
+    assert registered()["checksum"].value == "crunch.tasks.checksum:TASK"
+
+
 def test_entry_points_name_every_builtin_task():
     """Each crunch.tasks entry point loads a Task whose name is the entry point's name."""
     found = {ep.name: ep.load() for ep in entry_points(group="crunch.tasks")}

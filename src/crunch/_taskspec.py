@@ -1,6 +1,7 @@
 """Turning ``--task`` and ``--init`` text into callables the workers can run.
 
-- a NAME from the ``crunch.tasks`` entry-point group (the built-ins are registered there too);
+- a NAME: a built-in task, or one from the ``crunch.tasks`` entry-point group (a plugin
+  cannot replace a built-in: its name always means the built-in);
 - ``package.module:function`` (a function, or a ``Task`` object);
 - ``path/to/file.py:function``: loaded from the file. Workers load it again from the same
   path (``FileFunction`` pickles as the path and the name, not the code), so process mode works
@@ -23,10 +24,32 @@ from crunch.tasks import Task
 
 GROUP = "crunch.tasks"
 
+# The built-in tasks, as pyproject.toml registers them (tests/test_tasks.py checks the two
+# agree). A built-in name is loaded directly: no scan of the installed distributions' entry
+# points (a good part of a short run's start-up), and no plugin can take a built-in's name.
+BUILTIN = {
+    name: f"crunch.tasks.{name}:TASK"
+    for name in ("burn", "checksum", "jsonl", "pyast", "sleep", "stats", "wordfreq")
+}
+
+
+class _Builtin:
+    """A built-in task, with the face of an entry point (``name``, ``value``, ``load``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.value = BUILTIN[name]
+
+    def load(self) -> Any:
+        module, _, attribute = self.value.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
 
 def registered() -> dict[str, Any]:
-    """Entry points of the ``crunch.tasks`` group, by name."""
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+    """The tasks by name: the ``crunch.tasks`` entry points, the built-ins taking precedence."""
+    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group=GROUP)}
+    found.update((name, _Builtin(name)) for name in BUILTIN)
+    return found
 
 
 def all_tasks() -> tuple[list[Task], list[str]]:
@@ -73,6 +96,8 @@ def _failure_text(exc: BaseException) -> str:
 
 def resolve_task(spec: str) -> Task:
     """The task named by ``spec``; an unknown name lists the known ones and the closest match."""
+    if spec in BUILTIN:
+        return _load_registered(spec, _Builtin(spec))
     if ":" not in spec:
         tasks = registered()
         if spec not in tasks:
