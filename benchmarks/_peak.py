@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 
-from crunch.cli import main
+from crunch._cli import main
 
 if __name__ == "__main__":
     peak_file, args = sys.argv[1], sys.argv[2:]

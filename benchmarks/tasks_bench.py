@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil
 
 from crunch._gen import generate
-from crunch.tasks._ranges import parse_size
+from crunch._sizes import parse_size
 
 
 def timed(args: list[str]) -> tuple[float, bytes]:

@@ -10,7 +10,7 @@ files in directories of 1,000, made once in --dir (a temporary directory by defa
 
 - ``engine``: ``crunch.files(root).keys()``, the keys the engine reads (``walk_keys``: no
   ``Path`` is made);
-- ``walk``: ``crunch.sources.walk``, the public walk, which yields ``Path(key)`` per file;
+- ``walk``: ``crunch._sources.walk``, the public walk, which yields ``Path(key)`` per file;
 - ``walk+str``: ``FilesSource(walk(...)).keys()``, a ``Path`` made per file and turned back
   into its string, which is what the engine's walk did while it made Paths;
 - ``against engine``, ``against walk``: with ``--against SRC``, the same two of the crunch in
@@ -43,7 +43,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 _ONE = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from crunch import sources
+from crunch import _sources as sources
 root, contender = sys.argv[2], sys.argv[3]
 if contender == "walk":
     walk = lambda: sources.walk([root])

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from crunch.cli import main
+from crunch._cli import main
 
 
 @pytest.fixture

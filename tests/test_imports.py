@@ -43,6 +43,42 @@ def test_all_is_the_documented_surface() -> None:
         assert getattr(crunch, name) is not None
 
 
+# The public modules: everything else is private, its name (or a package's) starting with "_",
+# behind the public namespace (trio's habit), and may change without notice.
+PUBLIC_MODULES = {"crunch", "crunch.tasks"}
+TASKS_API = {"Combiner", "Task"}  # what a plugin uses (README, "The library")
+
+
+def test_every_module_but_the_public_ones_is_private() -> None:
+    import pkgutil
+
+    modules = {"crunch"} | {
+        info.name for info in pkgutil.walk_packages(crunch.__path__, prefix="crunch.")
+    }
+    public = {
+        name for name in modules if not any(part.startswith("_") for part in name.split(".")[1:])
+    }
+    assert public == PUBLIC_MODULES, sorted(public - PUBLIC_MODULES)
+
+
+def test_crunch_tasks_exports_what_a_plugin_uses() -> None:
+    import crunch.tasks
+
+    assert set(crunch.tasks.__all__) == TASKS_API
+    for name in TASKS_API:
+        assert getattr(crunch.tasks, name) is not None
+
+
+def test_the_modes_are_defined_once() -> None:
+    """The type checker's literal and the run-time tuple name the same modes, in one order."""
+    import typing
+
+    from crunch._modes import MODES
+    from crunch._settings import Mode
+
+    assert typing.get_args(Mode) == MODES
+
+
 # What each start-up path may load beyond what was loaded before it (click's habit: a list of
 # what may load, not of what may not). crunch's own modules are named one by one; a package
 # outside crunch is named by its top-level name, so that a Python release that reorganises
@@ -54,7 +90,7 @@ IMPORT_CRUNCH = {"crunch", "__future__"}
 
 # `crunch process --help`, once click is imported: the entry point, the command line, and what
 # click's help formatting loads (shutil for the terminal width, with its compression modules).
-CLI_HELP = {"crunch", "crunch._entry", "crunch._streams", "crunch.cli"}
+CLI_HELP = {"crunch", "crunch._entry", "crunch._streams", "crunch._cli", "crunch._modes"}
 CLI_HELP_PACKAGES = {
     "click",
     "gc",  # the entry point's teardown (crunch._entry)
@@ -63,7 +99,7 @@ CLI_HELP_PACKAGES = {
 }
 
 # The forkserver's preload, once the server has imported multiprocessing.forkserver: what every
-# worker runs (crunch.backends._forkserver_preload says why), and nothing of the parent's side:
+# worker runs (crunch._backends._forkserver_preload says why), and nothing of the parent's side:
 # no asyncio, engine, pydantic, orjson, click, structlog or tqdm.
 PRELOAD = {
     "crunch",
@@ -74,11 +110,11 @@ PRELOAD = {
     "crunch._units",
     "crunch._slots",
     "crunch._worker",
-    "crunch.backends",
-    "crunch.backends._forkserver_preload",
-    "crunch.backends._groups",
-    "crunch.exceptions",
-    "crunch.results",
+    "crunch._backends",
+    "crunch._backends._forkserver_preload",
+    "crunch._backends._groups",
+    "crunch._exceptions",
+    "crunch._results",
 }
 PRELOAD_PACKAGES = {
     "__future__",
@@ -122,12 +158,12 @@ def test_help_loads_only_the_command_line() -> None:
     loaded = _loaded("import click", action)
     unexpected = _outside(loaded, CLI_HELP, frozenset(CLI_HELP_PACKAGES))
     assert not unexpected, f"`crunch process --help` loads modules not on its list: {unexpected}"
-    assert "crunch.cli" in loaded
+    assert "crunch._cli" in loaded
 
 
 def test_the_worker_preload_loads_only_what_workers_run() -> None:
     setup = "from multiprocessing.forkserver import main"  # what the server itself runs
-    loaded = _loaded(setup, "import crunch.backends._forkserver_preload")
+    loaded = _loaded(setup, "import crunch._backends._forkserver_preload")
     unexpected = _outside(loaded, PRELOAD, frozenset(PRELOAD_PACKAGES))
     assert not unexpected, f"the forkserver's preload loads modules not on its list: {unexpected}"
     assert "crunch._worker" in loaded
@@ -149,7 +185,7 @@ def test_a_plain_run_loads_no_more_than_it_uses(mode: str, tmp_path: Path) -> No
     )
     loaded = _loaded("", action)
     heavy = {m for m in loaded if m.split(".")[0] in NOT_FOR_A_PLAIN_RUN} | (
-        {"crunch.config"} & loaded
+        {"crunch._config"} & loaded
     )
     if mode == "sync":
         heavy |= {m for m in loaded if m.split(".")[0] == "multiprocessing"}

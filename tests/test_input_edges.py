@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import LOCAL_MODES
 
-from crunch.cli import main
+from crunch._cli import main
 
 
 def invoke(*args: str, input: bytes | None = None):

@@ -29,7 +29,7 @@ import reach_tasks
 from helpers import env
 
 from crunch import _pool_reach
-from crunch.backends._groups import STOP_SIGNALS
+from crunch._backends._groups import STOP_SIGNALS
 
 
 def _pool(workers: int = 1) -> ProcessPoolExecutor:
@@ -189,10 +189,10 @@ def test_the_forkserver_starts_with_the_stop_signals_blocked(tmp_path: Path) -> 
     code = (
         "import multiprocessing, signal\n"
         "from crunch._pool_reach import start_forkserver\n"
-        "from crunch.backends._groups import STOP_SIGNALS\n"
+        "from crunch._backends._groups import STOP_SIGNALS\n"
         "ctx = multiprocessing.get_context('forkserver')\n"
         # reach_tasks notes the mask the server started with, then crunch's preload goes on
-        "ctx.set_forkserver_preload(['reach_tasks', 'crunch.backends._forkserver_preload'])\n"
+        "ctx.set_forkserver_preload(['reach_tasks', 'crunch._backends._forkserver_preload'])\n"
         "before = signal.pthread_sigmask(signal.SIG_BLOCK, [])\n"
         "start_forkserver(STOP_SIGNALS)\n"
         "assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before\n"

@@ -15,7 +15,7 @@ def test_progress_bar_comes_from_tqdm_auto(monkeypatch: pytest.MonkeyPatch) -> N
     """The bar's class is whatever tqdm.auto picks (the notebook widget inside Jupyter)."""
     import tqdm.auto
 
-    from crunch.sinks import Progress
+    from crunch._progress import Progress
 
     class Picked(tqdm.auto.tqdm):
         pass
@@ -32,7 +32,7 @@ def test_outside_a_notebook_the_bar_is_text() -> None:
     """In a plain interpreter (no Jupyter kernel) tqdm.auto gives the text bar."""
     code = (
         "import io, tqdm.std, tqdm.notebook\n"
-        "from crunch.sinks import Progress\n"
+        "from crunch._progress import Progress\n"
         "out = io.StringIO()\n"
         "p = Progress(None, total=4, file=out)\n"
         "p.update(2, 1)\n"

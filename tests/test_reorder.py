@@ -13,7 +13,7 @@ import random
 from crunch._batches import Batch, Digested, RecordBatch, in_batches
 from crunch._failures import ItemFailure
 from crunch._reorder import Reorder
-from crunch.results import ItemResult
+from crunch._results import ItemResult
 
 
 def _flat(buffer: Reorder[str], arrivals: list[int]) -> list[str]:

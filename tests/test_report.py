@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import crunch_cmd, env
 
+from crunch._cli import main
 from crunch._histogram import LogHistogram, duration
 from crunch._report import MAX_GROUPS, OTHER_SHAPE
 from crunch._shapes import shape
-from crunch.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "report-golden.jsonl"
@@ -260,7 +260,7 @@ def test_plot_writes_a_png(run: tuple[Path, subprocess.CompletedProcess]) -> Non
 def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path) -> None:
     """Without the plot extra: exit 2, the command to install it, nothing written."""
     block = (
-        "import sys; sys.modules['matplotlib'] = None; from crunch.cli import main; "
+        "import sys; sys.modules['matplotlib'] = None; from crunch._cli import main; "
         "sys.argv[0] = 'crunch'; main()"
     )
     done = subprocess.run(
@@ -551,7 +551,7 @@ def test_a_million_records_in_bounded_memory(tmp_path: Path) -> None:
     big_file(tmp_path / "big.jsonl", 1_000_000, 50)
     size = (tmp_path / "big.jsonl").stat().st_size
     code = (
-        "import resource, sys; from crunch.cli import main; sys.argv[0] = 'crunch'\n"
+        "import resource, sys; from crunch._cli import main; sys.argv[0] = 'crunch'\n"
         "try:\n    main()\nexcept SystemExit as e:\n"
         "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "    raise\n"

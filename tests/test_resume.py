@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crunch._exceptions import UsageError
 from crunch._resume import (
     MAX_BAD_LINES_SHOWN,
     ResumeState,
@@ -21,7 +22,6 @@ from crunch._resume import (
     prepare_resume,
     scan_resume,
 )
-from crunch.exceptions import UsageError
 
 
 def ok(key: Any, value: Any = 1) -> bytes:

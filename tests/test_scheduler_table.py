@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from crunch._backends import Backend, Lost
+from crunch._config import RunConfig
+from crunch._engine import Scheduler
+from crunch._exceptions import RunInterrupted
 from crunch._failures import ItemFailure
 from crunch._redo import SUSPECT_LIMIT
 from crunch._runner import FailedItem, UnitOutcome
-from crunch.backends import Backend, Lost
-from crunch.config import RunConfig
-from crunch.exceptions import RunInterrupted
-from crunch.scheduler import Scheduler
 
 Outcome = UnitOutcome
 Script = Callable[["Scripted", list[Any]], "Outcome | Lost"]

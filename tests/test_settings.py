@@ -12,11 +12,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crunch._config import RunConfig
+from crunch._exceptions import ConfigError
 from crunch._settings import FIELDS, Settings, from_command
-from crunch.config import RunConfig
-from crunch.exceptions import ConfigError
 
-# What click hands over for each option of `crunch process` (see cli.py and _command.py):
+# What click hands over for each option of `crunch process` (see _cli.py and _command.py):
 # ints, floats and strings as typed, tuples for repeatable options; some junk besides.
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, 0.01, 5.0, 1e6])
 OPTIONS = {

@@ -1,4 +1,4 @@
-"""Input sources on real files, directories, links, pipes and FIFOs (crunch.sources)."""
+"""Input sources on real files, directories, links, pipes and FIFOs (crunch._sources)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crunch import sources
-from crunch.results import InvalidItem
-from crunch.sources import check_paths, glob_to_regex, jsonl_items, stdin_paths, walk
+from crunch import _sources as sources
+from crunch._results import InvalidItem
+from crunch._sources import check_paths, glob_to_regex, jsonl_items, stdin_paths, walk
 
 
 def _permissions_enforced() -> bool:

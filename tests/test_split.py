@@ -13,12 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crunch.tasks import jsonl, wordfreq
+from crunch._sizes import parse_size
+from crunch.tasks import _jsonl as jsonl
+from crunch.tasks import _wordfreq as wordfreq
 from crunch.tasks._ranges import (
     count_lines,
     iter_unit_blocks,
     iter_unit_lines,
-    parse_size,
     split_ranges,
 )
 

@@ -147,13 +147,13 @@ def test_library_leaves_the_callers_stdout_alone(tmp_path: Path) -> None:
 
 
 def test_command_called_in_process_gives_stdout_back(tmp_path: Path) -> None:
-    """`crunch.cli.main` called from a program: records on stdout, and stdout is its own after."""
+    """`crunch._cli.main` called from a program: records on stdout, and stdout is its own after."""
     script = tmp_path / "inproc.py"
     script.write_text(
         textwrap.dedent(
             f"""
             import os
-            from crunch.cli import main
+            from crunch._cli import main
             try:
                 main(["process", "--jsonl", {str(ints(tmp_path, 3))!r},
                       "--task", "edge_tasks:talk", "--workers", "1"])

@@ -19,8 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crunch._gen import generate
-from crunch.tasks import Task, burn, checksum, jsonl, pyast, sleep, stats, wordfreq
-from crunch.tasks.stats import file_stats
+from crunch.tasks import Task
+from crunch.tasks import _burn as burn
+from crunch.tasks import _checksum as checksum
+from crunch.tasks import _jsonl as jsonl
+from crunch.tasks import _pyast as pyast
+from crunch.tasks import _sleep as sleep
+from crunch.tasks import _stats as stats
+from crunch.tasks import _wordfreq as wordfreq
+from crunch.tasks._stats import file_stats
 
 BUILTINS = {
     "stats": stats,
@@ -76,7 +83,7 @@ def test_a_plugin_cannot_take_a_builtins_name(tmp_path, monkeypatch):
     from crunch._taskspec import registered, resolve_task
 
     assert resolve_task("checksum") is BUILTINS["checksum"].TASK
-    assert registered()["checksum"].value == "crunch.tasks.checksum:TASK"
+    assert registered()["checksum"].value == "crunch.tasks._checksum:TASK"
 
 
 def test_entry_points_name_every_builtin_task():

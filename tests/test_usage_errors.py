@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import crunch_cmd, env, read_records
 
-from crunch.cli import main
+from crunch._cli import main
 
 FILES = {
     "a.txt": "one two\n",

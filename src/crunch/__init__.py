@@ -15,9 +15,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from crunch.api import amap, imap, run
-    from crunch.config import RunConfig
-    from crunch.exceptions import (
+    from crunch._api import amap, imap, run
+    from crunch._config import RunConfig
+    from crunch._exceptions import (
         ConfigError,
         CrunchError,
         DuplicateKeyError,
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
         UsageError,
         WorkerStartError,
     )
-    from crunch.results import BatchResult, Failure, InvalidItem, ItemResult
-    from crunch.sources import files, jsonl
+    from crunch._results import BatchResult, Failure, InvalidItem, ItemResult
+    from crunch._sources import files, jsonl
 
     __version__: str
 
@@ -60,16 +60,16 @@ __all__ = [
 
 # Where each public name lives.
 _HOMES = {
-    "run": "api",
-    "imap": "api",
-    "amap": "api",
-    "RunConfig": "config",
-    "jsonl": "sources",
-    "files": "sources",
-    "BatchResult": "results",
-    "Failure": "results",
-    "InvalidItem": "results",
-    "ItemResult": "results",
+    "run": "_api",
+    "imap": "_api",
+    "amap": "_api",
+    "RunConfig": "_config",
+    "jsonl": "_sources",
+    "files": "_sources",
+    "BatchResult": "_results",
+    "Failure": "_results",
+    "InvalidItem": "_results",
+    "ItemResult": "_results",
     **dict.fromkeys(
         (
             "ConfigError",
@@ -83,7 +83,7 @@ _HOMES = {
             "UsageError",
             "WorkerStartError",
         ),
-        "exceptions",
+        "_exceptions",
     ),
 }
 

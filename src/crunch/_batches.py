@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from crunch.results import ItemResult
+from crunch._results import ItemResult
 
 # tuple.__new__ bound to ItemResult: builds a result in C, without NamedTuple._make's Python frame.
 _make_result = functools.partial(tuple.__new__, ItemResult)

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crunch.exceptions import CrunchError, UsageError
+from crunch._exceptions import CrunchError, UsageError
+from crunch._modes import MODES
 
 T = TypeVar("T")
 
 #: The modes ``crunch bench`` compares, baseline first (dask needs a cluster: not by default).
-MODES: tuple[str, ...] = ("sync", "thread", "async", "process")
+LOCAL_MODES = tuple(mode for mode in MODES if mode != "dask")  # what bench compares
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,7 @@ def bench_modes(
     items: Sequence[Any],
     *,
     workers: int,
-    modes: Sequence[str] = MODES,
+    modes: Sequence[str] = LOCAL_MODES,
     repeat: int = 1,
     warmup: bool = True,
     **options: Any,
@@ -212,9 +213,11 @@ def bench_modes(
         raise UsageError(f"repeat must be at least 1, got {repeat}")
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
-    unknown = [m for m in modes if m not in (*MODES, "dask")]
+    unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise UsageError(f"unknown mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}")
+        raise UsageError(
+            f"unknown mode(s) {', '.join(unknown)}: choose from {', '.join(LOCAL_MODES)}"
+        )
     report = BenchReport(items=len(items), workers=workers)
     errors: list[CrunchError] = []
     for mode in modes:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from crunch._failures import ItemFailure
-from crunch.results import ItemResult
+from crunch._results import ItemResult
 from crunch.tasks import Task
 from crunch.tasks._ranges import split_ranges
 

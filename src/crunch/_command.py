@@ -1,6 +1,6 @@
 """What ``crunch process`` and ``crunch bench`` do once Click has parsed the options.
 
-Kept apart from ``cli.py`` so that ``crunch --help`` imports only click; this module pulls in
+Kept apart from ``_cli.py`` so that ``crunch --help`` imports only click; this module pulls in
 the engine, pydantic, orjson and structlog.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 import orjson
 
-from crunch.exceptions import (
+from crunch._exceptions import (
     ConfigError,
     CrunchError,
     ItemFailedError,
@@ -86,13 +86,13 @@ def _as_option(problem: str) -> str:
 def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     """``crunch process``: every check, then the run; returns the exit status. ``stdout`` is
     where the records go without ``-o`` (None: standard output is closed)."""
+    from crunch._api import check_task
     from crunch._runner import is_async_task
     from crunch._settings import Settings, from_command
+    from crunch._sizes import parse_size
+    from crunch._sources import check_paths, with_paths
     from crunch._spool import own_descriptor
     from crunch._taskspec import load_callable
-    from crunch.api import check_task
-    from crunch.sources import check_paths, with_paths
-    from crunch.tasks._ranges import parse_size
 
     problems: list[str] = []
     if options.output_file and own_descriptor(options.output_file) == 1:
@@ -147,7 +147,7 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
     settings = options.run_settings()
     config = from_command(settings)  # None: RunConfig has the say (see crunch._settings)
     if config is None:
-        from crunch.config import RunConfig
+        from crunch._config import RunConfig
 
         try:
             config = Settings.of(RunConfig.build(**settings))
@@ -194,8 +194,8 @@ def run_process(options: ProcessOptions, stdout: BinaryIO | None) -> int:
         intake.own.add_path(output_file)
     if config.mode == "process":
         # Every check passed: the workers' fork server boots now, on another core, while this
-        # process loads the rest of what the run needs (see crunch.backends._groups).
-        from crunch.backends._groups import start_workers_server
+        # process loads the rest of what the run needs (see crunch._backends._groups).
+        from crunch._backends._groups import start_workers_server
 
         start_workers_server()
 
@@ -256,7 +256,7 @@ def _plane_source(options: ProcessOptions, source: Iterator[tuple[Any, Any]], re
     line-aligned ranges (with ``--key``, its keys checked first, see crunch._keycheck), or the
     keys of files. ``--resume`` and piped input keep the parent's line-by-line reading (and
     key check, crunch._unique_keys); their records are still encoded by the workers."""
-    from crunch.sources import FilesSource, JsonlSource
+    from crunch._sources import FilesSource, JsonlSource
 
     jsonl = options.jsonl_file
     if jsonl and jsonl != "-" and resumed is None:
@@ -344,13 +344,13 @@ class Intake:
 
 
 def _entries(options: ProcessOptions, spool: Any, intake: Intake) -> Iterator[tuple[Any, Any]]:
+    from crunch._sources import jsonl_items, stdin_paths, walk_keys
     from crunch._streams import stdin_binary
-    from crunch.sources import jsonl_items, stdin_paths, walk_keys
 
     jsonl_file, field = options.jsonl_file, options.key_field
     if jsonl_file and field:
+        from crunch._sources import jsonl_lines
         from crunch._unique_keys import unique_keys
-        from crunch.sources import jsonl_lines
 
         jsonl = stdin_binary() if jsonl_file == "-" else jsonl_file
         source: Iterator[tuple[Any, Any]] = unique_keys(jsonl_lines(jsonl, key_field=field), field)
@@ -378,8 +378,8 @@ def _spooled(
 def _paths(
     options: ProcessOptions, walk: Any, stdin_paths: Any, spool: Any, intake: Intake
 ) -> Iterator[tuple[Any, Any]]:
+    from crunch._sources import Overlap
     from crunch._streams import stdin_binary
-    from crunch.sources import Overlap
 
     walk_options = {
         # One item per file across all the PATHs, also those on either side of "-".
@@ -408,9 +408,9 @@ def _paths(
 
 def _drive(run: Run, entries: Any, regroup: Any) -> int:
     from crunch._batches import RecordBatch
+    from crunch._exceptions import STOP_SIGNALS
     from crunch._output import RecordWriter, Summary, open_records, setup_logging
     from crunch._stream import open_stream
-    from crunch.exceptions import STOP_SIGNALS
 
     options, config, intake, stdout = run.options, run.config, run.intake, run.stdout
     run_id = uuid.uuid4().hex[:12]
@@ -555,7 +555,7 @@ def run_bench(options: BenchOptions) -> int:
     from crunch._combine import TaskCall
     from crunch._output import output_problem
     from crunch._settings import default_workers
-    from crunch.sources import check_paths, walk
+    from crunch._sources import check_paths, walk
 
     problems = check_paths(list(options.paths))
     task, task_kwargs = resolve_task_and_options(

@@ -1,7 +1,7 @@
 """What ``crunch process`` and ``crunch bench`` were asked: one typed, frozen record per command.
 
 Click parses the command line (and the ``CRUNCH_<OPTION>`` variables) into keyword arguments;
-``cli.py`` turns them into one of these records once, and ``crunch._command`` reads its fields,
+``_cli.py`` turns them into one of these records once, and ``crunch._command`` reads its fields,
 never a dict of strings. Each field is named after what it holds, and is the keyword click
 gives it (the ``dest`` of its option), so ``ProcessOptions(**kwargs)`` builds it. The values are
 as given: checking them, and every message about them, is ``crunch._command``'s job.
@@ -48,7 +48,9 @@ class ProcessOptions:
     # Where the records go, and what is said on standard error
     output_file: str | None  # -o FILE
     resume: bool  # --resume
-    progress: bool | None  # --progress/--no-progress; None: as crunch.sinks.open_progress decides
+    progress: (
+        bool | None
+    )  # --progress/--no-progress; None: as crunch._progress.open_progress decides
     log_format: str  # console | json
     log_level: str
 

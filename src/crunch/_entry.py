@@ -43,7 +43,7 @@ class EarlyStop(BaseException):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
-        self.status = 130 if signum == _signal.SIGINT else 143  # as crunch.exceptions.stop_status
+        self.status = 130 if signum == _signal.SIGINT else 143  # as crunch._exceptions.stop_status
 
 
 def _early_stop(signum: int, frame: FrameType | None) -> None:
@@ -76,7 +76,7 @@ def main() -> None:
         from crunch import _streams
 
         _streams.guard_standard_fds()
-        from crunch.cli import main as command
+        from crunch._cli import main as command
 
         command()
     except EarlyStop as stop:

@@ -25,8 +25,8 @@ import signal
 import traceback as _traceback
 from typing import Literal, NamedTuple
 
+from crunch._results import Failure, FailureKind, InvalidItem
 from crunch._retry import class_names
-from crunch.results import Failure, FailureKind, InvalidItem
 
 Stage = Literal["send", "load", "run", "return", "receive"]
 

@@ -291,7 +291,7 @@ def make_feed(
     wake: Callable[[], None],
     records: bool = False,
 ) -> Feed:
-    from crunch.sources import FilesSource, JsonlSource
+    from crunch._sources import FilesSource, JsonlSource
 
     if isinstance(items, JsonlSource):
         if items.regular():

@@ -30,8 +30,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from crunch.exceptions import DuplicateKeyError
-from crunch.results import InvalidItem
+from crunch._exceptions import DuplicateKeyError
+from crunch._results import InvalidItem
 
 BUCKETS = 16
 SCAN_LINES = 1 << 15  # lines of a range whose keys one worker fingerprints at a time
@@ -158,7 +158,7 @@ async def refuse_repeated_keys(
         return items, None
     suspects = check.suspects()
     if suspects:
-        from crunch.sources import jsonl_lines
+        from crunch._sources import jsonl_lines
 
         entries = (
             (line, key, isinstance(item, InvalidItem))

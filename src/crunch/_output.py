@@ -1,4 +1,4 @@
-"""The command's sinks: JSON Lines records, structured logs, and the end-of-run summary.
+"""What the command writes: JSON Lines records, structured logs, and the end-of-run summary.
 
 - ``RecordWriter`` serialises each result (``crunch._jsonline``: orjson, escapes for names
   that are not UTF-8) and writes a batch with one ``write`` and a flush, so a killed run leaves
@@ -24,11 +24,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
+from crunch._exceptions import OutputError
 from crunch._failures import ItemFailure
 from crunch._jsonline import dumps, non_finite
+from crunch._results import ItemResult
 from crunch._tally import Tally, printable
-from crunch.exceptions import OutputError
-from crunch.results import ItemResult
 
 if TYPE_CHECKING:
     from crunch._resume import ResumeCounts

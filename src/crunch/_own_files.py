@@ -27,7 +27,7 @@ import stat
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from crunch.results import RECORD_START
+from crunch._results import RECORD_START
 
 __all__ = ["OwnFiles", "output_problems"]
 

@@ -14,7 +14,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from crunch.exceptions import MissingExtraError
+from crunch._exceptions import MissingExtraError
 
 PLOT_INSTALL = "pip install 'crunch[plot]'  (or: uv add 'crunch[plot]')"
 _MISSING = f"drawing a plot needs matplotlib, the optional extra crunch[plot]: {PLOT_INSTALL}"

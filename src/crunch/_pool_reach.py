@@ -1,7 +1,7 @@
 """Every use crunch makes of ``concurrent.futures`` and ``multiprocessing`` beyond their
 documented API, one named function each.
 
-Process mode runs on the stock ``ProcessPoolExecutor`` (crunch.backends.process). Its
+Process mode runs on the stock ``ProcessPoolExecutor`` (crunch._backends.process). Its
 guarantees (a dead worker costs one item, a worker near its memory cap is replaced without
 running anything again, a group signal reaches crunch alone, a run's workers start fast) need a
 few things the pool and multiprocessing do not offer publicly. Each is here, says why it is
@@ -33,7 +33,7 @@ run.
     Starts multiprocessing's resource tracker and forkserver (``resource_tracker`` and
     ``forkserver.ensure_running``) with the stop signals blocked. Without it a group signal
     (Ctrl-C, ``timeout``) in the forkserver's first moments would kill the server, and with it
-    every worker, instead of reaching crunch alone (crunch.backends._groups).
+    every worker, instead of reaching crunch alone (crunch._backends._groups).
 
 Two more live where they must act before anything else is imported, in ``crunch._entry``: its
 first signal handlers are installed through the C module ``_signal`` (``signal`` itself costs
@@ -243,7 +243,7 @@ def start_forkserver(blocked: Collection[int]) -> None:
     Both inherit this thread's signal mask as they start, because ``ensure_running`` starts
     them from the calling thread. The forkserver is in crunch's process group until its
     preload moves it out: a group signal meanwhile stays pending, and the preload drops it
-    (``leave_crunch_group`` in crunch.backends._groups). The resource tracker ignores SIGINT
+    (``leave_crunch_group`` in crunch._backends._groups). The resource tracker ignores SIGINT
     and SIGTERM itself and keeps SIGHUP blocked (it ends when its pipe closes, not by a
     signal); starting it unblocks SIGINT and SIGTERM in this thread, so they are blocked
     again before the forkserver starts. The mask is restored after. Call it before the pool's

@@ -367,8 +367,8 @@ def run_report(*, file: str, fmt: str, failed: bool, null: bool, plot: str | Non
             "--failed prints keys, one a line: it cannot be combined with --format json"
         )
     if plot is not None:
+        from crunch._exceptions import MissingExtraError
         from crunch._plotting import check_installed
-        from crunch.exceptions import MissingExtraError
 
         parent = os.path.dirname(os.path.abspath(plot))
         if not os.path.isdir(parent):
@@ -426,8 +426,8 @@ def _report(
     except BrokenPipeError:
         return _broken_pipe()
     if plot is not None:
+        from crunch._exceptions import MissingExtraError
         from crunch._report_plot import draw
-        from crunch.exceptions import MissingExtraError
 
         try:
             draw(report, plot)

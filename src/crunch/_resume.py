@@ -60,9 +60,9 @@ from typing import Any
 
 import orjson
 
+from crunch._exceptions import UsageError
 from crunch._jsonline import dumps, loads
-from crunch.exceptions import UsageError
-from crunch.results import RECORD_START
+from crunch._results import RECORD_START
 
 __all__ = [
     "MAX_BAD_LINES_SHOWN",

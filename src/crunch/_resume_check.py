@@ -21,10 +21,10 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from crunch._exceptions import UsageError
 from crunch._jsonline import dumps, loads
 from crunch._resume import ResumePlan
 from crunch._tally import shown_key
-from crunch.exceptions import UsageError
 
 __all__ = ["PROBE_WINDOW", "check_same_task", "shape_of"]
 
@@ -74,8 +74,8 @@ def _run_one(
 ) -> Any:
     """The record ``key`` gets from this run's task, as a run of one item would write it."""
     from crunch._combine import Regroup, TaskCall, expand
+    from crunch._sources import with_paths
     from crunch._stream import open_stream
-    from crunch.sources import with_paths
 
     entries = expand(with_paths([(key, item)]), task, split_size=size, reduce=False)
     regroup = Regroup(task, options, reduce=False) if task.combiner else None

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from crunch._failures import ItemFailure
+from crunch._results import InvalidItem
 from crunch._units import SKIP, Job, KeysUnit
-from crunch.results import InvalidItem
 
 
 class FailedItem(NamedTuple):

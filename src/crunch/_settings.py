@@ -1,6 +1,6 @@
 """``Settings``: the options of a run as the engine reads them, without pydantic.
 
-``crunch.RunConfig`` (a pydantic model, ``config.py``) is what validates the options a user
+``crunch.RunConfig`` (a pydantic model, ``_config.py``) is what validates the options a user
 gives, library and command alike, and says what is wrong with them. The engine only reads the
 values, so it takes this frozen copy of them (``Settings.of(config)``). Loading pydantic and
 building the model costs a command more than the rest of a one-file run, so the command takes
@@ -17,8 +17,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-Mode = Literal["sync", "thread", "async", "process", "dask"]
-MODES: tuple[str, ...] = ("sync", "thread", "async", "process", "dask")
+from crunch._modes import MODES
+
+Mode = Literal["sync", "thread", "async", "process", "dask"]  # MODES, for the type checker
 
 DEFAULT_RETRY_ON: tuple[str, ...] = ("ConnectionError", "TimeoutError", "BlockingIOError")
 
@@ -193,7 +194,7 @@ def _max_memory(value: Any) -> Any:
         return None
     if type(value) is not str:
         return _INVALID
-    from crunch.tasks._ranges import parse_size
+    from crunch._sizes import parse_size
 
     try:
         size = parse_size(value)

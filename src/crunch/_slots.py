@@ -1,7 +1,7 @@
 """The slot table: where each process worker says what it is doing, for the parent to read.
 
 A flat shared array of doubles (``multiprocessing.RawArray("d")``), written by the workers
-(``crunch._worker``) and read by the parent (``crunch.backends.process``) without a lock, one
+(``crunch._worker``) and read by the parent (``crunch._backends.process``) without a lock, one
 row per worker after one cell for the whole pool:
 
     table[HALT]                  nonzero: no worker starts another item

@@ -22,7 +22,7 @@ import os
 import stat
 from pathlib import Path
 
-from crunch.results import InvalidItem
+from crunch._results import InvalidItem
 
 _COPY_CHUNK = 1 << 20
 

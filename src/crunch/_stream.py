@@ -1,5 +1,5 @@
 """The engine thread, and the streams of results over it: the one way a run is driven, by the
-library (``crunch.run``, ``imap``, ``amap``, see ``crunch.api``) and by the command alike.
+library (``crunch.run``, ``imap``, ``amap``, see ``crunch._api``) and by the command alike.
 
 The scheduler is asyncio code; it runs on a private event loop in a background thread (the
 *engine thread*), so the same engine serves plain code, notebooks that already run a loop, and
@@ -10,9 +10,9 @@ away (``break``, an exception, Ctrl-C) the engine is cancelled and every worker 
     open_stream(fn, items, settings, ...) -> Stream         iterate results, or .batches()
     open_async_stream(fn, items, settings, ...) -> AsyncStream
 
-``settings`` are validated already (``crunch.api.prepare``, or the command's checks). A
+``settings`` are validated already (``crunch._api.prepare``, or the command's checks). A
 ``Stream`` owns the run's progress bar: whether there is one is decided once, when it opens
-(``crunch.sinks.open_progress``), and the stream updates and closes it.
+(``crunch._progress.open_progress``), and the stream updates and closes it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from crunch._feed import KeyFn
-from crunch.results import ItemResult
+from crunch._results import ItemResult
 
 if TYPE_CHECKING:
     from crunch._batches import Batch
@@ -55,10 +55,10 @@ def open_stream(
     ``keyed``: the items come as ``(key, item)`` pairs (the command's sources). ``records``:
     the workers encode each chunk's record lines (``RecordBatch``, for the command's writer).
     ``progress``: show a progress bar (True), none (False), or one when standard error is a
-    terminal (None, the command's default); see ``crunch.sinks.open_progress``.
+    terminal (None, the command's default); see ``crunch._progress.open_progress``.
     """
-    from crunch.scheduler import Scheduler
-    from crunch.sinks import open_progress
+    from crunch._engine import Scheduler
+    from crunch._progress import open_progress
 
     scheduler = Scheduler(fn, items, settings, keyed=keyed, key=key, init=init, records=records)
     return Stream(scheduler, open_progress(scheduler.stats, show=progress, items=items))
@@ -73,7 +73,7 @@ def open_async_stream(
     init: Callable[[], Any] | None = None,
 ) -> AsyncStream:
     """``open_stream`` for async code (``crunch.amap``): no progress bar."""
-    from crunch.scheduler import Scheduler
+    from crunch._engine import Scheduler
 
     return AsyncStream(Scheduler(fn, items, settings, key=key, init=init))
 

@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from crunch.exceptions import UsageError
+from crunch._exceptions import UsageError
 from crunch.tasks import Task
 
 GROUP = "crunch.tasks"
@@ -28,7 +28,7 @@ GROUP = "crunch.tasks"
 # agree). A built-in name is loaded directly: no scan of the installed distributions' entry
 # points (a good part of a short run's start-up), and no plugin can take a built-in's name.
 BUILTIN = {
-    name: f"crunch.tasks.{name}:TASK"
+    name: f"crunch.tasks._{name}:TASK"
     for name in ("burn", "checksum", "jsonl", "pyast", "sleep", "stats", "wordfreq")
 }
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from crunch._exceptions import DuplicateKeyError
 from crunch._jsonline import dumps
-from crunch.exceptions import DuplicateKeyError
-from crunch.results import InvalidItem
+from crunch._results import InvalidItem
 
 __all__ = ["unique_keys"]
 

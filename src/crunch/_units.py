@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crunch.results import InvalidItem
+from crunch._results import InvalidItem
 
 SKIP: Any = type("Skip", (), {"__repr__": lambda self: "SKIP"})()
 """The item of a position that has nothing to run (a blank line, an item already done)."""
@@ -180,7 +180,7 @@ class JsonlUnit:
         """Decode the lines: in bulk (C speed) when they all are well-formed, else line by line."""
         import orjson
 
-        from crunch.sources import _UTF8_BOM, jsonl_entry
+        from crunch._sources import _UTF8_BOM, jsonl_entry
 
         lines = self._lines()
         if self.select is not None:
@@ -228,7 +228,7 @@ class JsonlUnit:
 
     def key_at(self, position: int, job: Job) -> Any:
         """The key of one position, read in the parent (a rare path: its worker died)."""
-        from crunch.sources import jsonl_entry
+        from crunch._sources import jsonl_entry
 
         offset = position if self.select is None else self.select[position]
         try:

@@ -105,7 +105,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise ItemTimeout
 
 
-_OWN_MODULES = frozenset({__name__, "crunch._runner", "crunch._units", "crunch.sources"})
+_OWN_MODULES = frozenset({__name__, "crunch._runner", "crunch._units", "crunch._sources"})
 
 
 class _CappedLane(_ProcessLane):
@@ -160,11 +160,11 @@ def init_process_worker(
     os.environ.clear()
     os.environ.update(environ)
 
-    from crunch.backends._groups import own_group
+    from crunch._backends._groups import own_group
 
     # Ctrl-C reaches the whole foreground process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    own_group()  # what the task starts dies with this worker (see backends/_groups.py)
+    own_group()  # what the task starts dies with this worker (see _backends/_groups.py)
     _die_with_parent(parent)
     # ``rows`` holds the table's row count; its lock guards claiming the first free row (a
     # worker that left the pool freed its own for its replacement).
@@ -239,7 +239,7 @@ def _die_with_parent(parent: int) -> None:
     import os
     import threading
 
-    from crunch.backends._groups import end_own_group
+    from crunch._backends._groups import end_own_group
 
     def watch() -> None:
         try:

@@ -1,10 +1,10 @@
 """Tasks: what a run does to one item, and (optionally) how partial results combine.
 
-A task is registered in the ``crunch.tasks`` entry-point group as a ``Task`` object, exactly as a
-third-party plugin would register one::
+A task is registered in the ``crunch.tasks`` entry-point group as a ``Task`` object; crunch's
+built-ins (the private modules of this package) are registered as a plugin registers one::
 
     [project.entry-points."crunch.tasks"]
-    stats = "crunch.tasks.stats:TASK"
+    mytask = "mypackage.tasks:TASK"
 
 ``Task.fn(item, **options)`` is the plain function run per item (a ``pathlib.Path`` for path
 inputs, the decoded JSON value for ``--jsonl``). It must live at module level so worker processes
@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+__all__ = ["Combiner", "Task"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from crunch._exceptions import DuplicateKeyError, SourceError
 from crunch._feed import KeyFn
-from crunch.exceptions import DuplicateKeyError, SourceError
-from crunch.results import BatchResult, ItemResult
+from crunch._results import BatchResult, ItemResult
 
 if TYPE_CHECKING:
     from crunch._settings import Settings
@@ -164,8 +164,8 @@ def amap(
 # ---------------------------------------------------------------------------- validation
 def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Settings:
     """Validate options and the task for the mode; raise before any item runs."""
+    from crunch._config import RunConfig
     from crunch._settings import Settings
-    from crunch.config import RunConfig
 
     config = Settings.of(RunConfig.build(**options))
     check_task(fn, config.mode)
@@ -174,8 +174,8 @@ def prepare(fn: Callable[[Any], Any], options: dict[str, Any]) -> Settings:
 
 def check_task(fn: Callable[[Any], Any], mode: str) -> None:
     """Refuse at once a task the chosen mode cannot run (README, "The library")."""
+    from crunch._exceptions import TaskNotImportableError, UsageError
     from crunch._runner import is_async_task
-    from crunch.exceptions import TaskNotImportableError, UsageError
 
     if not callable(fn):
         raise UsageError(f"the task must be callable, got {type(fn).__name__}")

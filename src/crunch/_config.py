@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crunch._exceptions import ConfigError
 from crunch._settings import (
     DEFAULT_RETRY_ON,
     MAX_RETRIES,
@@ -25,7 +26,6 @@ from crunch._settings import (
     default_workers,
     memory_problems,
 )
-from crunch.exceptions import ConfigError
 
 
 class RunConfig(BaseModel):
@@ -98,7 +98,7 @@ class RunConfig(BaseModel):
         if value is None or isinstance(value, bool):
             return value  # None, or pydantic's own error
         if isinstance(value, (str, int)):
-            from crunch.tasks._ranges import parse_size
+            from crunch._sizes import parse_size
 
             value = parse_size(value)  # ValueError names what it could not read
             if value < 1:

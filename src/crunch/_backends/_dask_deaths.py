@@ -10,7 +10,7 @@ on the ``distributed.nanny`` logger.
   through as before. The record then says what process mode says (``worker killed by SIGSEGV
   (segmentation fault)``). The messages are logged at level INFO, which Dask's default logging
   configuration keeps; with a quieter one there is nothing to note.
-- The local cluster's workers each lead a process group of their own (``crunch.backends.dask``):
+- The local cluster's workers each lead a process group of their own (``crunch._backends.dask``):
   when a death is noted, what is left of that group (child processes its tasks started) is
   killed.
 - A cluster of your own: the nannies are elsewhere. The record names the last worker that
@@ -24,8 +24,8 @@ import logging
 import re
 from typing import Any
 
+from crunch._backends._groups import kill_leftovers
 from crunch._failures import ItemFailure
-from crunch.backends._groups import kill_leftovers
 
 _NANNY_LOGGER = "distributed.nanny"
 _DEATH = re.compile(

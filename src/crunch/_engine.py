@@ -11,7 +11,7 @@
                                     Reorder (_reorder; ordered only)
                                             |
                                             v
-                 result batches (Batch | RecordBatch, _batches) --> the caller's sinks
+                 result batches (Batch | RecordBatch, _batches) --> the caller (records, values)
 
 The parent handles chunks, not items. A feed (``crunch._feed``) cuts the input into *units*
 (``crunch._units``): a list of items, a list of file keys, or a line-aligned byte range of a
@@ -60,18 +60,18 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from crunch._backends import Backend, Lost, make_backend
 from crunch._batches import Batch, Digested, Piece, RecordBatch, in_batches
+from crunch._exceptions import CrunchError, RunInterrupted, SourceError, UsageError
 from crunch._failures import ItemFailure
 from crunch._feed import Feed, JsonlFeed, KeyFn, make_feed
 from crunch._redo import Chunk, RedoQueue
 from crunch._reorder import Reorder
+from crunch._results import ItemResult
 from crunch._runner import UnitOutcome, item_positions
 from crunch._settings import Settings
 from crunch._sizing import ChunkSizer
 from crunch._units import Job
-from crunch.backends import Backend, Lost, make_backend
-from crunch.exceptions import CrunchError, RunInterrupted, SourceError, UsageError
-from crunch.results import ItemResult
 
 
 @dataclass(slots=True)

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crunch._backends import Backend, Lost
+from crunch._backends._lanes import LaneJob, LaneJobs
+from crunch._exceptions import WorkerStartError
 from crunch._failures import startup_error_text
 from crunch._runner import UnitOutcome
 from crunch._units import Job
-from crunch.backends import Backend, Lost
-from crunch.backends._lanes import LaneJob, LaneJobs
-from crunch.exceptions import WorkerStartError
 
 
 class ThreadBackend(Backend):

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from crunch.tasks import Task
-from crunch.tasks.burn import check_ms
+from crunch.tasks._burn import check_ms
 
 
 def sleep(item: Any = None, *, ms: float = 10) -> dict[str, Any]:

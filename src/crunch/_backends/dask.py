@@ -25,7 +25,7 @@ Actors
 
 Process groups. The local cluster's worker processes are started by nannies inside crunch's
 process; they leave crunch's process group as they start (``_local_cluster``, and the preload
-``crunch.backends._dask_worker_preload``), as process-mode workers do, so a signal to the
+``crunch._backends._dask_worker_preload``), as process-mode workers do, so a signal to the
 whole group reaches crunch alone and the items in flight get their grace period. Each leads a
 group of its own, which the child processes its tasks start join: when the cluster is closed,
 and when a worker dies (``_dask_deaths``), what is left of its group is killed.
@@ -86,15 +86,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from crunch import _runner
+from crunch._backends import Backend, Lost, one_at_fault, undecodable, unsendable
+from crunch._backends._dask_deaths import death_reason, watch_local_nannies
+from crunch._backends._groups import hold_stop_signals, kill_leftovers
+from crunch._exceptions import MissingExtraError, UsageError, WorkerStartError
 from crunch._failures import ItemFailure, startup_error_text
 from crunch._memory import set_backstop
 from crunch._runner import UnitOutcome, run_unit
 from crunch._transit import decode_outcome, encode_outcome, load_items
 from crunch._units import Job
-from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
-from crunch.backends._dask_deaths import death_reason, watch_local_nannies
-from crunch.backends._groups import hold_stop_signals, kill_leftovers
-from crunch.exceptions import MissingExtraError, UsageError, WorkerStartError
 
 INSTALL_HINT = "pip install 'crunch[dask]'   (or, in a uv project: uv add 'crunch[dask]')"
 
@@ -123,7 +123,7 @@ MEMORY_EVENT = "worker-restart-memory"
 CLEANUP_TIMEOUT = 5.0
 CLUSTER_CLOSE_TIMEOUT = 20.0  # seconds for the local cluster to stop its worker processes
 # Imported by each worker process of the local cluster as it starts: out of crunch's group.
-WORKER_PRELOAD = "crunch.backends._dask_worker_preload"
+WORKER_PRELOAD = "crunch._backends._dask_worker_preload"
 MAX_UPLOADS = 8  # loose modules uploaded for one task before giving up (import chains)
 
 
@@ -739,7 +739,7 @@ def _watched(
     run: _Run, job: Job, unit: Any, attempts: list[int] | None, timeout: float
 ) -> UnitOutcome | Lost:
     """Run the chunk in a helper thread; abandon it at an item past ``timeout``."""
-    from crunch.backends._lanes import LaneJob
+    from crunch._backends._lanes import LaneJob
 
     # Thread mode's job does the bookkeeping (which item since when, salvage at abandon);
     # here nothing waits on its future.

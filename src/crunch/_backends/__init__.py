@@ -122,27 +122,27 @@ def make_backend(
 ) -> Backend:
     """The backend for ``mode``; heavy modules are imported only for the mode that needs them."""
     if mode == "process":
-        from crunch.backends.process import ProcessBackend
+        from crunch._backends.process import ProcessBackend
 
         return ProcessBackend(
             job, workers=workers, timeout=timeout, init=init, max_memory=max_memory
         )
     if mode == "thread":
-        from crunch.backends.thread import ThreadBackend
+        from crunch._backends.thread import ThreadBackend
 
         return ThreadBackend(job, workers=workers, timeout=timeout, init=init)
     if mode == "sync":
-        from crunch.backends.thread import ThreadBackend
+        from crunch._backends.thread import ThreadBackend
 
         # One lane: one item after another. It is a thread (not the event loop itself) so a
         # hung item can be abandoned at --timeout, as in thread mode.
         return ThreadBackend(job, workers=1, timeout=timeout, init=init)
     if mode == "async":
-        from crunch.backends.aio import AsyncBackend
+        from crunch._backends.aio import AsyncBackend
 
         return AsyncBackend(job, workers=workers, timeout=timeout, init=init)
     if mode == "dask":
-        from crunch.backends.dask import DaskBackend
+        from crunch._backends.dask import DaskBackend
 
         return DaskBackend(
             job,

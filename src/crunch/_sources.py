@@ -2,7 +2,7 @@
 
 Nothing here reads more than it must: a walk lists one directory at a time, standard input is
 read as it arrives, a ``--jsonl`` file one line at a time. A problem with one input never stops
-a source; it is yielded in place of the item as an ``InvalidItem`` (``crunch.results``), which
+a source; it is yielded in place of the item as an ``InvalidItem`` (``crunch._results``), which
 the run records as a failed item of kind ``error`` without calling the task.
 
 Paths given on the command line (``check_paths``)
@@ -122,7 +122,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from crunch._jsonline import loads
-from crunch.results import InvalidItem
+from crunch._results import InvalidItem
 
 if TYPE_CHECKING:
     from crunch._own_files import OwnFiles
@@ -558,7 +558,7 @@ class _Walker:
     ) -> Iterator[tuple[str, InvalidItem | None]]:
         hidden = self.hidden
         follow = self.follow_symlinks
-        # Overlapping roots (crunch.sources.Overlap): a directory is "shared" when its entries
+        # Overlapping roots (crunch._sources.Overlap): a directory is "shared" when its entries
         # may be met again; only there is each entry noted. Elsewhere this costs one test.
         overlap = self.overlap
         inner_dirs = overlap.inner_dirs if overlap is not None else set()

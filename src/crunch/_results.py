@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from crunch.exceptions import ItemFailedError
+from crunch._exceptions import ItemFailedError
 
 FailureKind = Literal["error", "timeout", "crash", "memory"]
 

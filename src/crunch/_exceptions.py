@@ -31,7 +31,7 @@ import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crunch.results import BatchResult
+    from crunch._results import BatchResult
 
 
 class CrunchError(Exception):

@@ -54,6 +54,9 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from crunch._backends import Backend, Lost, one_at_fault, undecodable, unsendable
+from crunch._backends._groups import kill_leftovers, kill_worker, start_workers_server
+from crunch._exceptions import WorkerStartError
 from crunch._failures import ItemFailure
 from crunch._memory import POLL as MEMORY_POLL
 from crunch._memory import rss
@@ -78,9 +81,6 @@ from crunch._slots import (
 from crunch._transit import decode_outcome, dump_items
 from crunch._units import Job
 from crunch._worker import Recycled, init_process_worker, process_chunk
-from crunch.backends import Backend, Lost, one_at_fault, undecodable, unsendable
-from crunch.backends._groups import kill_leftovers, kill_worker, start_workers_server
-from crunch.exceptions import WorkerStartError
 
 # How long the pool gets to terminate its workers after a break before we SIGKILL the rest
 # (a task may ignore SIGTERM). Short, since every second here is a second of idle workers.

@@ -5,7 +5,7 @@
 
 - The forkserver is started with the stop signals blocked (``start_workers_server``, through
   ``start_forkserver`` in crunch._pool_reach) and moves into a process group of its own as it
-  starts (``leave_crunch_group``, run by its preload ``crunch.backends._forkserver_preload``),
+  starts (``leave_crunch_group``, run by its preload ``crunch._backends._forkserver_preload``),
   so every worker is born outside crunch's group:
   a signal sent to the whole group (``timeout``, systemd, a supervisor, a terminal's Ctrl-C)
   reaches crunch alone, which stops the run its own way (grace, then *not run*), instead of
@@ -45,7 +45,7 @@ def hold_stop_signals() -> set[int]:
     return blocked
 
 
-PRELOAD = "crunch.backends._forkserver_preload"
+PRELOAD = "crunch._backends._forkserver_preload"
 
 
 def start_workers_server() -> None:

@@ -7,7 +7,7 @@ a worker unpickles as it starts (the locks of the pool's queues, the shared memo
 table). A test lists what this may load (tests/test_imports.py).
 """
 
-from crunch.backends._groups import leave_crunch_group
+from crunch._backends._groups import leave_crunch_group
 
 leave_crunch_group()
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-MODES = ("process", "thread", "async", "sync", "dask")
+from crunch._modes import MODES
 
 
 def _env(name: str) -> str:
@@ -244,7 +244,7 @@ Examples:
 def gen(directory: str, kind: str, files: int, seed: int, size: str) -> None:
     """Write a deterministic synthetic data set (same seed, same bytes)."""
     from crunch._gen import generate
-    from crunch.tasks._ranges import parse_size
+    from crunch._sizes import parse_size
 
     try:
         total = parse_size(size)

@@ -1,8 +1,8 @@
 """A unit on its way through a thread, and the timeout watchdog over such threads.
 
 Shared by the modes whose items run on threads of a process that cannot kill them: thread
-and sync mode (crunch.backends.thread), async mode's plain functions (crunch.backends.aio) and
-a dask worker's item under ``--timeout`` (crunch.backends.dask). A ``LaneJob`` is its thread's
+and sync mode (crunch._backends.thread), async mode's plain functions (crunch._backends.aio) and
+a dask worker's item under ``--timeout`` (crunch._backends.dask). A ``LaneJob`` is its thread's
 lane: it says which position runs since when, so the watchdog can abandon the job at an item
 past the timeout, salvaging what finished.
 """
@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crunch._backends import Lost
 from crunch._failures import ItemFailure
 from crunch._runner import Progress, UnitOutcome, run_unit
 from crunch._units import Job
-from crunch.backends import Lost
 
 
 class LaneJob:
