@@ -87,7 +87,7 @@ def test_no_progress_on_a_terminal_draws_no_bar(tmp_path: Path) -> None:
     )  # fmt: skip
     assert status == 0
     assert "item/s" not in shown
-    assert "crunch: 1 items in" in shown
+    assert "crunch: 1 item in" in shown
 
 
 def test_environment_variables_reach_the_real_command(tmp_path: Path) -> None:

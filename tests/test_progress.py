@@ -74,6 +74,26 @@ def test_library_bar_counts_every_item_and_each_failure(mode: str) -> None:
     assert "failed=20" in final, final
 
 
+def test_amap_draws_the_same_bar() -> None:
+    """README "The library": progress=True draws a bar for amap too."""
+    code = (
+        "import asyncio, crunch, faults\n"
+        "async def main():\n"
+        "    results = [r async for r in crunch.amap(faults.square_or_fail, range(200),\n"
+        "               mode='thread', workers=2, progress=True)]\n"
+        "    print(sum(r.ok for r in results), sum(not r.ok for r in results))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env(), capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"180 20\n"
+    final = _final_bar(done.stderr)
+    assert "200/200 " in final, final
+    assert "failed=20" in final, final
+
+
 def test_command_bar_counts_the_failures_of_encoded_records(tmp_path: Path) -> None:
     """--progress on the data plane (records encoded by the workers): the bar's failure count
     is the number of failed records."""

@@ -158,7 +158,8 @@ def amap(
     """
     from crunch._stream import open_async_stream
 
-    return open_async_stream(fn, items, prepare(fn, options), key=key, init=init)
+    config = prepare(fn, options)
+    return open_async_stream(fn, items, config, key=key, init=init, progress=config.progress)
 
 
 # ---------------------------------------------------------------------------- validation

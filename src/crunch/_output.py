@@ -232,7 +232,8 @@ class Summary(Tally):
         done = self.records
         rate = done / seconds if seconds > 0 else 0.0
         lines = [
-            f"crunch: {done} items in {seconds:.2f} s ({rate:,.1f} items/s), "
+            f"crunch: {done} item{'' if done == 1 else 's'} in {seconds:.2f} s "
+            f"({rate:,.1f} items/s), "
             f"mode {mode}, {workers} worker{'' if workers == 1 else 's'}",
             f"  {self.counts()}, not run {not_run}",
         ]

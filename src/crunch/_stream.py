@@ -71,11 +71,14 @@ def open_async_stream(
     *,
     key: KeyFn | None = None,
     init: Callable[[], Any] | None = None,
+    progress: bool | None = False,
 ) -> AsyncStream:
-    """``open_stream`` for async code (``crunch.amap``): no progress bar."""
+    """``open_stream`` for async code (``crunch.amap``), with the same progress bar."""
     from crunch._engine import Scheduler
+    from crunch._progress import open_progress
 
-    return AsyncStream(Scheduler(fn, items, settings, key=key, init=init))
+    scheduler = Scheduler(fn, items, settings, key=key, init=init)
+    return AsyncStream(scheduler, open_progress(scheduler.stats, show=progress, items=items))
 
 
 _END: Any = object()
@@ -244,9 +247,10 @@ class Stream(Iterator[ItemResult]):
 class AsyncStream(AsyncIterator[ItemResult]):
     """The async iterator ``amap`` returns."""
 
-    def __init__(self, scheduler: Any) -> None:
+    def __init__(self, scheduler: Any, progress: Any = None) -> None:
         self.scheduler = scheduler
         self.stats = self.scheduler.stats
+        self.progress = progress  # the bar, or None; this stream updates and closes it
         self.engine: Engine | None = None
         self.queue: asyncio.Queue[Any] | None = None
         self.batch: Iterator[ItemResult] = iter(())
@@ -275,13 +279,21 @@ class AsyncStream(AsyncIterator[ItemResult]):
             if got is _END or isinstance(got, _Failed):
                 self.finished = True
                 await asyncio.to_thread(self.engine.thread.join)
+                self._close_progress()
                 if isinstance(got, _Failed):
                     raise got.exc
                 raise StopAsyncIteration
             self.engine.credit()
+            if self.progress is not None:
+                self.progress.update(len(got), got.failed)
             self.batch = iter(got)
             for result in self.batch:
                 return result
+
+    def _close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
     async def aclose(self) -> None:
         """Stop early: cancel the engine, kill its workers, and wait until they are gone."""
@@ -289,6 +301,7 @@ class AsyncStream(AsyncIterator[ItemResult]):
             self.finished = True
             if self.engine is not None:
                 await asyncio.to_thread(self.engine.cancel)
+        self._close_progress()
 
     async def __aenter__(self) -> AsyncStream:
         return self
