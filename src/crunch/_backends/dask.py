@@ -380,8 +380,12 @@ class DaskBackend(Backend):
         if client is not None:
             await _quietly(client.close())
         if cluster is not None:
-            pids = [pid for nanny in cluster.workers.values() if (pid := _pid_of(nanny))]
+            nannies = list(cluster.workers.values())
+            pids = {pid for nanny in nannies if (pid := _pid_of(nanny))}
             await _quietly(cluster.close(), CLUSTER_CLOSE_TIMEOUT)
+            # A nanny may have restarted its worker meanwhile (one that died in an --init), and
+            # a close that timed out leaves it running: its new process goes too.
+            pids.update(pid for nanny in nannies if (pid := _pid_of(nanny)))
             # Each worker led a process group of its own (see top): what its tasks left running
             # (subprocess.Popen, os.fork) is killed with it, and holds no output open.
             kill_leftovers(pids)
