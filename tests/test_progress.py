@@ -64,14 +64,7 @@ def test_library_bar_counts_every_item_and_each_failure(mode: str) -> None:
         "                   progress=True)\n"
         "print(len(batch.succeeded), len(batch.failed))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env(), capture_output=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout == b"180 20\n"
-    final = _final_bar(done.stderr)
-    assert "200/200 " in final, final
-    assert "failed=20" in final, final
+    _assert_200_items_and_20_failures(code)
 
 
 def test_amap_draws_the_same_bar() -> None:
@@ -84,6 +77,12 @@ def test_amap_draws_the_same_bar() -> None:
         "    print(sum(r.ok for r in results), sum(not r.ok for r in results))\n"
         "asyncio.run(main())\n"
     )
+    _assert_200_items_and_20_failures(code)
+
+
+def _assert_200_items_and_20_failures(code: str) -> None:
+    """Run ``code`` (which prints its ok and failed counts): 180 ok, 20 failed, and the bar's
+    last state says so."""
     done = subprocess.run(
         [sys.executable, "-c", code], env=env(), capture_output=True, timeout=60, check=False
     )
