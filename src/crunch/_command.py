@@ -409,7 +409,7 @@ def _paths(
 def _drive(run: Run, entries: Any, regroup: Any) -> int:
     from crunch._batches import RecordBatch
     from crunch._exceptions import STOP_SIGNALS
-    from crunch._output import RecordWriter, Summary, open_records, setup_logging
+    from crunch._output import RecordWriter, RunEnd, Summary, open_records, setup_logging
     from crunch._stream import open_stream
 
     options, config, intake, stdout = run.options, run.config, run.intake, run.stdout
@@ -514,21 +514,21 @@ def _drive(run: Run, entries: Any, regroup: Any) -> int:
             stdout.flush()
         except BrokenPipeError:
             return READER_GONE
-    said = {
-        "seconds": seconds,
-        "mode": config.mode,
-        "workers": stats.lanes,  # what really ran: fewer items than workers start fewer
-        "not_run": not_run,
-        "halted": stats.halted,
-        "stopped": stopped,
-        "skipped": intake.skipped.count,
-        "first_skipped": intake.skipped.first,
-        "resumed": intake.resumed,
-    }
+    end = RunEnd(
+        seconds=seconds,
+        mode=config.mode,
+        workers=stats.lanes,
+        not_run=not_run,
+        halted=stats.halted,
+        stopped=stopped,
+        skipped=intake.skipped.count,
+        first_skipped=intake.skipped.first,
+        resumed=intake.resumed,
+    )
     if options.log_format == "json":  # standard error stays JSON Lines, the summary an event
-        click.echo(summary.event(run_id=run_id, **said), err=True)
+        click.echo(summary.event(end, run_id=run_id), err=True)
     else:
-        click.echo(summary.report(**said), err=True)
+        click.echo(summary.report(end), err=True)
     log.info(
         "run.end", ok=summary.ok, failed=summary.failed, not_run=not_run, seconds=round(seconds, 3)
     )

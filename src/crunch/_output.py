@@ -22,7 +22,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
 from crunch._exceptions import OutputError
 from crunch._failures import ItemFailure
@@ -214,21 +214,11 @@ class Summary(Tally):
                 assert error is not None
                 self.add_failure(result.key, error.kind, error.type, error.message, result.attempts)
 
-    def report(
-        self,
-        *,
-        seconds: float,
-        mode: str,
-        workers: int,
-        not_run: int,
-        halted: bool,
-        stopped: str,
-        skipped: int = 0,
-        first_skipped: Sequence[str] = (),
-        resumed: ResumeCounts | None = None,
-    ) -> str:
+    def report(self, end: RunEnd) -> str:
         """The closing report: totals, what the walk skipped (the count and the first few
         reasons), what ``--resume`` found and did, why the run stopped, the first failures."""
+        seconds, mode, workers, not_run = end.seconds, end.mode, end.workers, end.not_run
+        skipped, first_skipped, resumed = end.skipped, end.first_skipped, end.resumed
         done = self.records
         rate = done / seconds if seconds > 0 else 0.0
         lines = [
@@ -255,33 +245,20 @@ class Summary(Tally):
                     f"  removed {_count(resumed.removed, 'record')} of items no longer among "
                     "the inputs"
                 )
-        if halted:
+        if end.halted:
             lines.append("  halted: --max-failures reached; items not run can be --resume'd")
-        if stopped:
-            lines.append(f"  stopped by {stopped}; items not run can be --resume'd")
+        if end.stopped:
+            lines.append(f"  stopped by {end.stopped}; items not run can be --resume'd")
         if self.first:
             lines.append("  first failures:")
             lines.extend(self.first_failures())
         return "\n".join(lines)
 
-    def event(
-        self,
-        *,
-        run_id: str,
-        seconds: float,
-        mode: str,
-        workers: int,
-        not_run: int,
-        halted: bool,
-        stopped: str,
-        skipped: int = 0,
-        first_skipped: Sequence[str] = (),
-        resumed: ResumeCounts | None = None,
-    ) -> str:
+    def event(self, end: RunEnd, *, run_id: str) -> str:
         """What ``report`` says, as one JSON log event (``run.summary``) for --log-format json."""
         import datetime
 
-        done = self.records
+        done, seconds, resumed = self.records, end.seconds, end.resumed
         event = {
             "event": "run.summary",
             "level": "info",
@@ -290,25 +267,39 @@ class Summary(Tally):
             "items": done,
             "seconds": round(seconds, 3),
             "items_per_second": round(done / seconds, 1) if seconds > 0 else 0.0,
-            "mode": mode,
-            "workers": workers,
+            "mode": end.mode,
+            "workers": end.workers,
             **self.as_dict(),
-            "not_run": not_run,
-            "skipped": skipped,
-            "first_skipped": list(first_skipped),
+            "not_run": end.not_run,
+            "skipped": end.skipped,
+            "first_skipped": list(end.first_skipped),
             "resumed": (
                 None
                 if resumed is None
                 else {"done": resumed.done, "rerun": resumed.rerun, "removed": resumed.removed}
             ),
-            "halted": halted,
-            "stopped": stopped or None,
+            "halted": end.halted,
+            "stopped": end.stopped or None,
             "first_failures": [
                 {"item": key, "kind": kind, "type": type_, "message": message}
                 for key, kind, type_, message in self.first
             ],
         }
         return dumps(event).decode()
+
+
+class RunEnd(NamedTuple):
+    """How a run ended, for its summary (``Summary.report``, or ``Summary.event`` in JSON)."""
+
+    seconds: float
+    mode: str
+    workers: int  # what really ran: fewer items than workers start fewer
+    not_run: int
+    halted: bool
+    stopped: str  # the signal's name, or ""
+    skipped: int = 0  # what the walk skipped, and the first few reasons
+    first_skipped: Sequence[str] = ()
+    resumed: ResumeCounts | None = None
 
 
 def _count(n: int, noun: str) -> str:
