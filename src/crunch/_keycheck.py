@@ -27,7 +27,7 @@ import itertools
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from crunch._exceptions import DuplicateKeyError
@@ -72,10 +72,6 @@ class KeyCheck:
         for mine, theirs in zip(self.buckets, buckets, strict=True):
             if theirs:
                 mine.append(theirs)
-
-    def add_keys(self, keys: Sequence[Any]) -> None:
-        """Keys the parent holds itself (input read line by line)."""
-        self.add(fingerprints(keys))
 
     def suspects(self) -> set[int]:
         """Fingerprints seen more than once (each to be confirmed against the keys)."""
